@@ -1,0 +1,16 @@
+"""Symbolic derivations and the kernels emitted from them.
+
+SymPy turns an activation (a built-in name or an expression in ``x``) into the integrands and
+closed forms of the GEP coefficients (``shared/theory/gep.md`` §1; paper App. D, eqs. (33)-(37)
+and (113)); :func:`emit` prints them into real modules, a float64 Numba twin and an mpmath twin.
+Only this package imports SymPy at run time.
+"""
+from ._activations import BUILTIN_ACTIVATIONS, Activation, parse_activation
+from ._coefficients import (GEPCoefficientArrays, GEPCoefficients, QuadratureError,
+                            centered_coefficients, centered_coefficients_array)
+from ._kernels import GENERATED_DIR, cache_dir, emit, load_kernels, module_texts
+
+__all__ = ["BUILTIN_ACTIVATIONS", "Activation", "parse_activation", "GEPCoefficientArrays",
+           "GEPCoefficients", "QuadratureError", "centered_coefficients",
+           "centered_coefficients_array", "GENERATED_DIR", "cache_dir", "emit", "load_kernels",
+           "module_texts"]
