@@ -1,6 +1,52 @@
+"""The ``diffmix`` command: one entry point, subcommands dispatched lazily.
+
+Each subcommand is a thin ``main(argv) -> int`` in the package that owns the computation; tests
+call those directly.  Run ``diffmix <command> --help`` for a command's options.
+"""
+from __future__ import annotations
+
+import importlib
 import sys
-def main(argv=None):
-    print("diffmix", argv)
-    return 0
+
+from . import __version__
+
+#: name -> ("module:function", one-line help)
+COMMANDS = {
+    "coefficients": ("diffmix.theory._cli:coefficients_main",
+                     "GEP coefficients (mu0, mu1, a_t, b_t, v_t2, s_t2) of an activation or a model"),
+    "emit": ("diffmix.derivations._cli:emit_main",
+             "write the Numba and mpmath kernel modules derived by SymPy for an activation"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"usage: diffmix <command> [options]   (diffmix {__version__})", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "Run 'diffmix <command> --help' for the options of a command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``argv`` (default ``sys.argv[1:]``) to a subcommand; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"diffmix {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"diffmix: error: unknown command '{name}' (commands: {', '.join(COMMANDS)})",
+              file=sys.stderr)
+        return 2
+    module, func = COMMANDS[name][0].split(":")
+    try:
+        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    except SystemExit as exc:  # argparse: --help or a usage error
+        return exc.code if isinstance(exc.code, int) else 2
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -126,6 +126,9 @@ def _translate(node: ast.AST, text: str) -> sp.Expr:
             return X
         if node.id in _ALLOWED_CONSTANTS:
             return _ALLOWED_CONSTANTS[node.id]
+        if isinstance(text, str) and text.strip() == node.id:
+            raise ValueError(f"unknown activation '{node.id}' (built-in names: "
+                             f"{', '.join(BUILTIN_ACTIVATIONS)}; or an expression in x)")
         raise ValueError(f"unknown name '{node.id}' (the variable is x; constants: pi, E)")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
         operand = _translate(node.operand, text)

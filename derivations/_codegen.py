@@ -148,7 +148,9 @@ class KernelFunction:
 
     ``doc`` becomes its docstring.  ``body`` may replace the printed return for hand-written
     templates (loops), as pairs ``(target, text)``; ``prelude`` holds lines, per target, that
-    run before the printed expressions (e.g. stable intermediate quantities they use as symbols).
+    run before the printed expressions (e.g. stable intermediate quantities they use as symbols);
+    ``lift_args`` converts the arguments of the mpmath twin to ``mpf`` first (entry points; inner
+    integrands are called with mpf already).
     """
 
     name: str
@@ -157,6 +159,7 @@ class KernelFunction:
     doc: str = ""
     body: tuple[tuple[str, str], ...] = ()
     prelude: tuple[tuple[str, str], ...] = ()
+    lift_args: bool = False
 
 
 def _print_exprs(exprs, printer, indent):
@@ -180,7 +183,7 @@ def _render_function(fn: KernelFunction, target: str) -> str:
     prelude = dict(fn.prelude).get(target, "")
     if prelude:
         lines = prelude.rstrip().split("\n") + lines
-    if target == "mp":
+    if target == "mp" and fn.lift_args:
         # Arguments may arrive as floats or strings: lift them to mpf at the working precision.
         lines = [f"    {a} = mpmath.mpf({a})" for a in fn.args] + lines
     return header + doc + "\n".join(lines + [f"    return {ret}"]) + "\n"

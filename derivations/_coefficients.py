@@ -225,7 +225,7 @@ def centered_coefficients_array(activation, t, variance, *, method: str = "auto"
     for name, arr in (("t", t_arr), ("variance", var_arr)):
         bad = ~(np.isfinite(arr) & (arr > 0))
         if bad.any():
-            raise ValueError(f"{name}[{int(np.flatnonzero(bad)[0])}] = {arr[bad][0]!r}: "
+            raise ValueError(f"{name}[{int(np.flatnonzero(bad)[0])}] = {float(arr[bad][0])!r}: "
                              "must be a finite number > 0")
     t_arr, var_arr = np.ascontiguousarray(t_arr), np.ascontiguousarray(var_arr)
     kern = load_kernels(act, "f64")
@@ -264,10 +264,11 @@ def _quadrature_mp(kern, act: Activation, t, variance, dps: int, rule: str):
     if rule != "trapezoid":
         raise ValueError(f"rule = {rule!r}: the mpmath twin uses rule = 'trapezoid' (nodes at "
                          "the working precision; Gauss-Hermite would need ~1500 nodes for 50 digits)")
-    h0, L = trapezoid_steps(dps + 5)
+    digits = dps + 2
+    h0, L = trapezoid_steps(digits + 3)
     with mpmath.workdps(dps + 10):
         sd = mpmath.sqrt(-mpmath.expm1(-2 * mpmath.mpf(t)))
-        prev = None
+        prev, q_prev, h_prev = None, None, None
         for k in range(7):
             h = h0 / 2**k
             zo, wo = trapezoid_mp(h, L)
@@ -275,13 +276,19 @@ def _quadrature_mp(kern, act: Activation, t, variance, dps: int, rule: str):
             cur = kern.centered_quadrature(t, variance, zo, wo, zi, wi)
             if prev is not None:
                 diff = [abs(a - b) for a, b in zip(cur, prev)]
-                tol = _tolerance(cur, dps + 2)
-                if all(d <= e for d, e in zip(diff, tol)):
+                tol = _tolerance(cur, digits)
+                # q: worst level difference in units of the relative scale (tol at 0 digits).
+                q = max(float(d / e) for d, e in zip(diff, tol)) * 10.0 ** (-digits)
+                # The trapezoidal rule converges like exp(-c/h): halving h squares the error, so
+                # once the differences are seen to square, the finer level's error is ~ q^2 <= 10^-(digits+2).
+                squaring = q_prev is not None and q <= q_prev ** 1.8
+                if q <= 10.0 ** (-digits) or (squaring and q <= 10.0 ** (-(digits / 2 + 1))):
                     return cur, diff, f"trapezoid h={h:.3g}"
-            prev = cur
+                q_prev = q
+            prev, h_prev = cur, h
     worst = int(np.argmax([float(d / e) for d, e in zip(diff, tol)]))
     raise QuadratureError(_not_converged(act, t, variance, COEFFICIENTS[worst], diff[worst],
-                                         tol[worst], f"trapezoid h={h0 / 32:.3g} vs h={h:.3g}"))
+                                         tol[worst], f"trapezoid h={h_prev * 2:.3g} vs h={h:.3g}"))
 
 
 def centered_coefficients(activation, t, variance, *, dps: int | None = None,
@@ -322,6 +329,7 @@ def centered_coefficients(activation, t, variance, *, dps: int | None = None,
     _check_options(method, rule)
     act = activation if isinstance(activation, Activation) else parse_activation(activation)
     if dps is None:
+        t, variance = _check_positive("t", t), _check_positive("variance", variance)
         arr = centered_coefficients_array(act, t, variance, method=method,
                                           rule=rule or "gauss-hermite", rtol_digits=rtol_digits)
         methods = {n: ("quadrature:" + (rule or "gauss-hermite")) for n in COEFFICIENTS}

@@ -207,7 +207,7 @@ def kernel_functions(activation: Activation) -> tuple[list[KernelFunction], str]
         "integrand_mu1": _z * sigma_of.subs(X, _gamma * _z) / _gamma,
         "integrand_kappa2": sigma_of.subs(X, _gamma * _z) ** 2,
     }
-    fns = [KernelFunction("sigma", ("x",), (sigma_of,), "The activation sigma(x).")]
+    fns = [KernelFunction("sigma", ("x",), (sigma_of,), "The activation sigma(x).", lift_args=True)]
     fns += [KernelFunction(name, ("z", "gamma"), (expr,), f"{name[10:]} integrand: {expr}")
             for name, expr in integrands.items()]
     fns.append(KernelFunction(
@@ -228,7 +228,7 @@ def kernel_functions(activation: Activation) -> tuple[list[KernelFunction], str]
     closed = KernelFunction(
         "centered_closed_tuple", ("t", "variance"), exprs,
         doc="Closed forms (mu0, mu1, kappa2, v2, s2) in A = e^{-2t} variance, D = Delta_t.",
-        prelude=(("f64", _F64_CLOSED_PRELUDE), ("mp", _MP_CLOSED_PRELUDE)))
+        prelude=(("f64", _F64_CLOSED_PRELUDE), ("mp", _MP_CLOSED_PRELUDE)), lift_args=True)
     wrap_f64 = ("f64", "    c = centered_closed_tuple(t, variance)\n    out = np.empty(5)\n"
                 + "".join(f"    out[{i}] = c[{i}]\n" for i in range(5)) + "    return out\n")
     wrap_mp = ("mp", "    return list(centered_closed_tuple(t, variance))\n")
