@@ -8,9 +8,10 @@ Only this package imports SymPy at run time.
 from ._activations import BUILTIN_ACTIVATIONS, Activation, parse_activation
 from ._coefficients import (GEPCoefficientArrays, GEPCoefficients, QuadratureError,
                             centered_coefficients, centered_coefficients_array)
-from ._kernels import GENERATED_DIR, cache_dir, emit, load_kernels, module_texts
+from ._kernels import (GENERATED_DIR, cache_dir, emit, emit_spectral, load_kernels, load_spectral,
+                       module_texts, spectral_texts)
 
 __all__ = ["BUILTIN_ACTIVATIONS", "Activation", "parse_activation", "GEPCoefficientArrays",
            "GEPCoefficients", "QuadratureError", "centered_coefficients",
-           "centered_coefficients_array", "GENERATED_DIR", "cache_dir", "emit", "load_kernels",
-           "module_texts"]
+           "centered_coefficients_array", "GENERATED_DIR", "cache_dir", "emit", "emit_spectral",
+           "load_kernels", "load_spectral", "module_texts", "spectral_texts"]

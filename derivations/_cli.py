@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ._activations import BUILTIN_ACTIVATIONS, parse_activation
-from ._kernels import GENERATED_DIR, cache_dir, emit, module_texts
+from ._kernels import GENERATED_DIR, cache_dir, emit, emit_spectral, module_texts, spectral_texts
 
 
 def emit_main(argv: list[str] | None = None) -> int:
@@ -19,8 +19,8 @@ def emit_main(argv: list[str] | None = None) -> int:
                     "as a float64 Numba module and an mpmath module.")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--builtin", action="store_true",
-                      help=f"all built-in activations ({', '.join(BUILTIN_ACTIVATIONS)}), into "
-                           "derivations/_generated")
+                      help=f"all built-in activations ({', '.join(BUILTIN_ACTIVATIONS)}) and the "
+                           "spectral equations, into derivations/_generated")
     what.add_argument("--activation", metavar="EXPR",
                       help="a built-in name or an expression in x, e.g. 'x + 0.1*x**3'")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -40,13 +40,19 @@ def emit_main(argv: list[str] | None = None) -> int:
         print(f"diffmix emit: error: --activation: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        stale = [f"act_{a.key}_{tgt}.py" for a in acts for tgt, text in module_texts(a).items()
-                 if not (GENERATED_DIR / f"act_{a.key}_{tgt}.py").exists()
-                 or (GENERATED_DIR / f"act_{a.key}_{tgt}.py").read_text() != text]
+        expected = {f"act_{a.key}_{tgt}.py": text for a in acts
+                    for tgt, text in module_texts(a).items()}
+        if args.builtin:
+            expected.update({f"spectral_{tgt}.py": text for tgt, text in spectral_texts().items()})
+        stale = [name for name, text in expected.items()
+                 if not (GENERATED_DIR / name).exists() or (GENERATED_DIR / name).read_text() != text]
         for name in stale:
             print(f"out of date: {name}")
         return 1 if stale else 0
     for act in acts:
         for path in emit(act, args.out):
+            print(path)
+    if args.builtin:
+        for path in emit_spectral(args.out):
             print(path)
     return 0

@@ -18,8 +18,10 @@ from types import ModuleType
 from ._activations import Activation, parse_activation
 from ._codegen import render_module, write_atomic
 from ._gep import kernel_functions
+from ._spectral import spectral_functions
 
-__all__ = ["GENERATED_DIR", "cache_dir", "emit", "load_kernels", "module_texts"]
+__all__ = ["GENERATED_DIR", "cache_dir", "emit", "emit_spectral", "load_kernels",
+           "load_spectral", "module_texts", "spectral_texts"]
 
 GENERATED_DIR = Path(__file__).resolve().parent / "_generated"
 TARGETS = ("f64", "mp")
@@ -103,3 +105,33 @@ def load_kernels(activation, target: str = "f64") -> ModuleType:
         spec.loader.exec_module(module)
     _LOADED[key] = module
     return module
+
+
+_SPECTRAL_SOURCE = ("spectral equations of a centered C-class mixture, shared/theory/spectrum.md "
+                    "section 2 (paper eq. (114)), with the fold system of section 5")
+
+
+def spectral_texts() -> dict[str, str]:
+    """The text of the spectral-equation modules (``spectral_f64.py``, ``spectral_mp.py``)."""
+    fns, extra = spectral_functions()
+    titles = {"f64": "Spectral equations F1, F2, Jacobian and fold system: float64, Numba.",
+              "mp": "Spectral equations F1, F2, Jacobian and fold system: mpmath."}
+    return {tgt: render_module(fns, target=tgt, title=titles[tgt], source=_SPECTRAL_SOURCE,
+                               extra=extra) for tgt in TARGETS}
+
+
+def emit_spectral(directory: Path | None = None) -> list[Path]:
+    """Write the spectral-equation modules (default: ``_generated``); return their paths."""
+    paths = []
+    for target, text in spectral_texts().items():
+        path = Path(directory or GENERATED_DIR) / f"spectral_{target}.py"
+        write_atomic(path, text)
+        paths.append(path)
+    return paths
+
+
+def load_spectral(target: str = "f64") -> ModuleType:
+    """Import the committed spectral-equation module for ``target`` ("f64" or "mp")."""
+    if target not in TARGETS:
+        raise ValueError(f"target = {target!r}: must be one of {TARGETS}")
+    return importlib.import_module(f"diffmix.derivations._generated.spectral_{target}")

@@ -1,1 +1,6 @@
-"""diffmix.solvers"""
+"""Continuation solvers for resolvents and densities, spectral edges, mpmath polish."""
+from ._resolvent import ResolventResult, SpectralParams, solve_resolvent, stieltjes
+from ._spectrum import Bulk, Edge, Spectrum, find_edges, polish_edge, spectrum, timescales
+
+__all__ = ["ResolventResult", "SpectralParams", "solve_resolvent", "stieltjes", "Bulk", "Edge", "Spectrum",
+           "find_edges", "polish_edge", "spectrum", "timescales"]

@@ -5,7 +5,8 @@ import pytest
 import sympy as sp
 
 from diffmix.derivations import (BUILTIN_ACTIVATIONS, GENERATED_DIR, centered_coefficients,
-                                 emit, load_kernels, module_texts, parse_activation)
+                                 emit, load_kernels, module_texts, parse_activation,
+                                 spectral_texts)
 from diffmix.derivations._kernels import cache_dir
 
 
@@ -27,6 +28,15 @@ def test_committed_modules_are_current(name):
         if version != sp.__version__:
             pytest.skip(f"committed with sympy {version}, running {sp.__version__}")
         assert committed == text, f"{path.name} is stale: run `diffmix emit --builtin`"
+
+
+def test_committed_spectral_modules_are_current():
+    for target, text in spectral_texts().items():
+        committed = (GENERATED_DIR / f"spectral_{target}.py").read_text()
+        version = re.search(r"# sympy (\S+),", committed).group(1)
+        if version != sp.__version__:
+            pytest.skip(f"committed with sympy {version}, running {sp.__version__}")
+        assert committed == text
 
 
 def test_header_names_source_version_and_hash():
