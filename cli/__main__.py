@@ -16,6 +16,11 @@ COMMANDS = {
                      "GEP coefficients (mu0, mu1, a_t, b_t, v_t2, s_t2) of an activation or a model"),
     "emit": ("diffmix.derivations._cli:emit_main",
              "write the Numba and mpmath kernel modules derived by SymPy for an activation"),
+    "edges": ("diffmix.solvers._cli:edges_main",
+              "spectral edges, atoms and timescales of a centered mixture (any precision)"),
+    "spectrum": ("diffmix.validation._cli:spectrum_main",
+                 "density, atoms, edges, timescales and a plot (optionally against a finite size)"),
+    "figure": ("diffmix.validation._cli:figure_main", "regenerate a figure of the paper"),
 }
 
 
