@@ -151,3 +151,24 @@ def test_refuses_what_the_equations_do_not_describe():
         stieltjes(p, [1.0 + 0j])
     with pytest.raises(ValueError, match="lam"):
         solve_resolvent(p, [np.nan])
+
+
+def test_edge_path_matches_full_search_and_restarts_on_split():
+    """Continuation along the variance ratio (fixed mean variance 0.375, rho = (0.7, 0.3)) gives
+    the same edges as a full search at every sampled value, and restarts where the memorization
+    bulk splits (3 -> 5 bulks)."""
+    from diffmix.solvers import edge_path
+    rho, mean = (0.7, 0.3), 0.375
+    qs = np.geomspace(0.2, 1.0, 12)
+    models = [Model("tanh", 0.001, 60.0, 30.0, rho, [mean / (rho[0] + rho[1] * q),
+                                                      q * mean / (rho[0] + rho[1] * q)]) for q in qs]
+    path = edge_path(models, qs)
+    assert path.restarted[0] and not path.restarted.all()
+    for i in (0, 5, 11):
+        full = find_edges(SpectralParams.from_model(models[i]))
+        assert len(full.edges) == len(path.spectra[i].edges)
+        for a, b in zip(full.edges, path.spectra[i].edges):
+            assert a == pytest.approx(b, rel=1e-11)
+    assert np.all(np.isfinite(path.timescale("W_gen")))
+    with pytest.raises(ValueError, match="one entry per model"):
+        edge_path(models[:2], [1.0])
