@@ -1,8 +1,9 @@
 """Continuation solvers for resolvents and densities, spectral edges, mpmath polish."""
+from ._asymptotics import rightmost_edges_asymptotic
 from ._continuation import EdgePath, edge_path
 from ._resolvent import ResolventResult, SpectralParams, solve_resolvent, stieltjes
 from ._spectrum import (Bulk, Edge, Spectrum, density_on_bulks, find_edges, polish_edge, spectrum,
                         timescales)
 
 __all__ = ["ResolventResult", "SpectralParams", "solve_resolvent", "stieltjes", "Bulk", "Edge", "Spectrum",
-           "density_on_bulks", "find_edges", "polish_edge", "spectrum", "timescales", "EdgePath", "edge_path"]
+           "density_on_bulks", "find_edges", "polish_edge", "spectrum", "timescales", "EdgePath", "edge_path", "rightmost_edges_asymptotic"]

@@ -57,11 +57,18 @@ class SpectralParams:
 
     @property
     def atom_weight(self) -> float:
-        """Weight of the atom at s2 (spectrum.md §4): the null space of [W, Omega] has dimension
-        p - d - n, so the weight is max(0, 1 - (1 + psi_n)/psi_p); a part that vanishes (beta
-        and all alpha_c zero: no W; all v2_c zero: no Omega) drops out of the rank."""
-        rank = (1.0 if (self.beta > 0 or np.any(self.alpha > 0)) else 0.0) + (
-            self.psi_n if np.any(self.v2 > 0) else 0.0)
+        """Weight of the atom at s2 (spectrum.md §4): 1 - rank/p, where the non-identity part of
+        U_gep has rank d + n generically (beta K spans the d rows of W, the noise v_c Omega_c adds
+        n independent columns), so the weight is max(0, 1 - (1 + psi_n)/psi_p).  Degenerate
+        inputs: without noise (all v2_c = 0) G lies in the span of W (rank d if beta > 0, else
+        min(n, d)); with beta = 0 only the n columns of G remain."""
+        d, n = 1.0, self.psi_n  # in units of d
+        if np.any(self.v2 > 0):
+            rank = n + (d if self.beta > 0 else 0.0)
+        elif self.beta > 0:
+            rank = d
+        else:
+            rank = min(n, d) if np.any(self.alpha > 0) else 0.0
         return max(0.0, 1.0 - rank / self.psi_p)
 
     def args(self):
@@ -163,25 +170,18 @@ def _newton(z, m0, m1, maxit, tol, psi_p, r, beta, s2, rho, alpha, v2):
 
 
 @njit(cache=True)
-def _solve_point(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha,
-                 v2):
-    eta0 = max(10.0 * (abs(lam) + 1.0), 10.0 * eta_f)
-    m0 = -1.0 / complex(lam, eta0)
-    m1 = m0
-    h0 = math.log(eta0 / eta_f) / n_steps
-    h = h0
-    log_eta = math.log(eta0)
-    log_f = math.log(eta_f)
+def _continue_to(lam, log_eta, log_f, m0, m1, h, h_max, tol, psi_p, r, beta, s2, rho, alpha, v2):
+    """Continue (m0, m1) from eta = exp(log_eta) down to exp(log_f).
+
+    Secant predictor in log(eta); a step is accepted when the corrector lands close to the
+    prediction (a jump to another root needs a large correction), in few iterations, with
+    Im m0, Im m1 > 0.  Step length adapts: x2 on success (up to h_max), /2 on failure.
+    Returns m0, m1, log_eta reached, residual, iterations, success.
+    """
+    prev_log, p0m, p1m = log_eta, m0, m1
     total = 0
     res = np.inf
-    m0, m1, res, it = _newton(complex(lam, eta0), m0, m1, 30, tol, psi_p, r, beta, s2, rho,
-                              alpha, v2)
-    total += it
-    # Secant predictor in log(eta); a step is accepted when the corrector lands close to the
-    # prediction (a jump to another root needs a large correction), in few iterations, with
-    # Im m0, Im m1 > 0.  Step length adapts: x2 on success (up to h_max), /2 on failure.
-    prev_log, p0m, p1m = log_eta, m0, m1
-    h_max = 8.0 * h0
+    h_min = 1e-6 * h_max
     while log_eta > log_f:
         new = max(log_eta - h, log_f)
         z = complex(lam, math.exp(new))
@@ -191,37 +191,63 @@ def _solve_point(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2
             q1 = m1 + (m1 - p1m) * w
         else:
             q0, q1 = m0, m1
-        last = new == log_f
-        a, b, rr, it = _newton(z, q0, q1, 8, tol if last else 1e-9, psi_p, r, beta, s2, rho,
-                               alpha, v2)
+        step_tol = tol if new == log_f else 1e-9
+        a, b, rr, it = _newton(z, q0, q1, 8, step_tol, psi_p, r, beta, s2, rho, alpha, v2)
         total += it
-        if (rr <= (tol if last else 1e-9) and abs(a - q0) <= 0.1 * abs(a)
-                and abs(b - q1) <= 0.1 * abs(b) and a.imag > 0 and b.imag > 0):
+        if (rr <= step_tol and abs(a - q0) <= 0.1 * abs(a) and abs(b - q1) <= 0.1 * abs(b)
+                and a.imag > 0 and b.imag > 0):
             prev_log, p0m, p1m = log_eta, m0, m1
             m0, m1, res, log_eta = a, b, rr, new
             h = min(h_max, 2.0 * h)
         else:
             h *= 0.5
-            if h < 1e-6 * h0:
-                return m0, m1, math.exp(log_eta), np.inf, total
-    eta = eta_f
-    if not real_axis:
-        return m0, m1, eta, res, total
-    # Real axis: accept only a converged solution close to the continuation end point (a
-    # spurious real root inside a bulk differs from it by O(|m0|)) on the physical branch.
-    r0, r1, rres, it = _newton(complex(lam, 0.0), m0, m1, 50, tol, psi_p, r, beta, s2, rho,
-                               alpha, v2)
+            if h < h_min:
+                return m0, m1, log_eta, np.inf, total, False
+    return m0, m1, log_eta, res, total, True
+
+
+@njit(cache=True)
+def _solve_point(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha,
+                 v2):
+    eta0 = max(10.0 * (abs(lam) + 1.0), 10.0 * eta_f)
+    m0 = -1.0 / complex(lam, eta0)
+    m1 = m0
+    h0 = math.log(eta0 / eta_f) / n_steps
+    m0, m1, res, total = _newton(complex(lam, eta0), m0, m1, 30, tol, psi_p, r, beta, s2, rho,
+                                 alpha, v2)
+    log_eta = math.log(eta0)
+    m0, m1, log_eta, res, it, ok = _continue_to(lam, log_eta, math.log(eta_f), m0, m1, h0,
+                                                8.0 * h0, tol, psi_p, r, beta, s2, rho, alpha, v2)
     total += it
+    if not ok or not real_axis:
+        return m0, m1, math.exp(log_eta), res, total
+    # Real axis: accept a converged solution close to the continuation end point (a spurious
+    # real root inside a bulk differs from it by O(|m0|)) on the physical branch.  The atom's
+    # pole -w/(z - s2) moves a lot between eta and 0 near s2, so it is compared without it.
+    # Near an edge the solution at eta differs from the real-axis one by O(sqrt(eta)): the
+    # continuation then goes on to smaller eta (down to 1e-6 eta_f) before deciding.
     branch_tol = 1e-12
-    # Compare without the atom's pole -w/(z - s2), whose value moves a lot between eta_f and 0
-    # close to s2.
-    c_r = r0 + atom_w / (lam - s2) if lam != s2 else r0
-    c_m = m0 + atom_w / (complex(lam, eta) - s2)
-    if (rres <= tol and r0.imag >= -branch_tol * abs(r0) and r1.imag >= -branch_tol * abs(r1)
-            and abs(c_r - c_m) <= 1e-2 * abs(c_m) + 1e-9 * abs(m0)
-            and abs(r1 - m1) <= 1e-2 * abs(m1)):
-        return r0, r1, 0.0, rres, total
-    return m0, m1, eta, res, total
+    for attempt in range(4):
+        eta = math.exp(log_eta)
+        r0, r1, rres, it = _newton(complex(lam, 0.0), m0, m1, 50, tol, psi_p, r, beta, s2, rho,
+                                   alpha, v2)
+        total += it
+        c_r = r0 + atom_w / (lam - s2) if lam != s2 else r0
+        c_m = m0 + atom_w / (complex(lam, eta) - s2)
+        if (rres <= tol and r0.imag >= -branch_tol * abs(r0) and r1.imag >= -branch_tol * abs(r1)
+                and abs(c_r - c_m) <= 1e-2 * abs(c_m) + 1e-9 * abs(m0)
+                and abs(r1 - m1) <= 1e-2 * abs(m1)):
+            return r0, r1, 0.0, rres, total
+        if attempt == 3:
+            break
+        a, b, new_log, rr, it, ok = _continue_to(lam, log_eta, log_eta - 2.0 * math.log(10.0),
+                                                 m0, m1, h0, 8.0 * h0, tol, psi_p, r, beta, s2,
+                                                 rho, alpha, v2)
+        total += it
+        if not ok:
+            break
+        m0, m1, log_eta, res = a, b, new_log, rr
+    return m0, m1, math.exp(log_eta), res, total
 
 
 @njit(cache=True, parallel=True)

@@ -161,14 +161,15 @@ def _bulk_mass(p: SpectralParams, lo: float, hi: float) -> float:
 
 
 def find_edges(p: SpectralParams, *, n_scan: int = 4000, mass_tol: float = 1e-6,
-               max_refine: int = 3) -> Spectrum:
+               max_refine: int = 2) -> Spectrum:
     """All support edges and bulk masses of the continuous spectrum (float64).
 
     Parameters
     ----------
     p : SpectralParams
     n_scan : int
-        Points of the initial scan, log-spaced in lambda - s2 over [1e-10, 1] x the upper bound.
+        Points of the initial scan, log-spaced in lambda - s2 from max(1e-10 x the upper bound,
+        1e-8 s2) to the upper bound.
     mass_tol : float
         |sum of bulk masses + atom weight - 1| allowed.
     max_refine : int
@@ -180,7 +181,9 @@ def find_edges(p: SpectralParams, *, n_scan: int = 4000, mass_tol: float = 1e-6,
     message = ""
     for level in range(max_refine + 1):
         n = n_scan * 4**level
-        lam = p.s2 + np.geomspace(1e-10 * top, top, n)
+        # Closer to s2 than ~1e-8 s2 the equations are dominated by the atom's pole and the
+        # continuous part is below round-off.
+        lam = p.s2 + np.geomspace(max(1e-10 * top, 1e-8 * abs(p.s2)), top, n)
         res = solve_resolvent(p, lam)
         if not res.converged.all():
             message = f"scan: {res.message}"

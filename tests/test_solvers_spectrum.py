@@ -172,3 +172,31 @@ def test_edge_path_matches_full_search_and_restarts_on_split():
     assert np.all(np.isfinite(path.timescale("W_gen")))
     with pytest.raises(ValueError, match="one entry per model"):
         edge_path(models[:2], [1.0])
+
+
+def test_rightmost_bulk_approaches_asymptotic_edges():
+    """App. F.3.1: for psi_p >> psi_n >> 1 the rightmost bulk tends to psi_p times the spectrum of
+    a (free) sum of class Wisharts; the error shrinks as the ratios grow (seen: lower / upper
+    8.9% / 5.0% at (psi_p, psi_n) = (400, 20), 1.7% / 1.3% at (6400, 80))."""
+    from diffmix.solvers import rightmost_edges_asymptotic
+    rho, alpha, v2 = np.array([0.5, 0.5]), np.array([0.263, 0.170]), np.array([0.0098, 0.0027])
+    errors = []
+    for k in (1, 3):
+        p = SpectralParams(400.0 * k * k, 20.0 * k, rho, alpha, v2, 0.0012, 9.9e-5)
+        spec = find_edges(p)
+        assert spec.converged, spec.message
+        exact = np.array(spec.edges[-1])
+        for kind in ("free", "mp"):
+            approx = np.array(rightmost_edges_asymptotic(p, kind))
+            errors.append((k, kind, np.max(np.abs(exact / approx - 1))))
+    err = {(k, kind): e for k, kind, e in errors}
+    assert err[(3, "free")] < 0.5 * err[(1, "free")] and err[(3, "free")] < 0.03
+    assert err[(3, "mp")] < 0.02
+    # one class: the MP formula is the exact limit (beta = 0: atom weight 1 - psi_n/psi_p)
+    single = SpectralParams(3200.0, 40.0, np.array([1.0]), np.array([0.3]), np.array([0.01]), 0.0, 1e-4)
+    spec = find_edges(single)
+    assert spec.converged, spec.message
+    assert spec.atoms[0][1] == pytest.approx(1 - 40 / 3200)
+    lo, hi = spec.edges[-1]
+    mp_lo, mp_hi = rightmost_edges_asymptotic(single, "mp")
+    assert lo / mp_lo - 1 == pytest.approx(0, abs=0.03) and hi / mp_hi - 1 == pytest.approx(0, abs=0.03)
