@@ -173,34 +173,31 @@ def _newton(z, m0, m1, maxit, tol, psi_p, r, beta, s2, rho, alpha, v2):
 def _continue_to(lam, log_eta, log_f, m0, m1, h, h_max, tol, psi_p, r, beta, s2, rho, alpha, v2):
     """Continue (m0, m1) from eta = exp(log_eta) down to exp(log_f).
 
-    Secant predictor in log(eta) (of z m0, z m1); a step is accepted when the corrector lands close to the
+    Secant predictor in log(eta); a step is accepted when the corrector lands close to the
     prediction (a jump to another root needs a large correction), in few iterations, with
     Im m0, Im m1 > 0.  Step length adapts: x2 on success (up to h_max), /2 on failure.
     Returns m0, m1, log_eta reached, residual, iterations, success.
     """
-    # The predictor extrapolates z m0 and z m1 (-> -1 for large |z|, smooth in log eta), not m0.
-    z_cur = complex(lam, math.exp(log_eta))
-    prev_log, p0m, p1m = log_eta, z_cur * m0, z_cur * m1
+    prev_log, p0m, p1m = log_eta, m0, m1
     total = 0
     res = np.inf
     h_min = 1e-6 * h_max
     while log_eta > log_f:
         new = max(log_eta - h, log_f)
         z = complex(lam, math.exp(new))
-        u0, u1 = z_cur * m0, z_cur * m1
         if prev_log > log_eta:
             w = (new - log_eta) / (log_eta - prev_log)
-            q0 = (u0 + (u0 - p0m) * w) / z
-            q1 = (u1 + (u1 - p1m) * w) / z
+            q0 = m0 + (m0 - p0m) * w
+            q1 = m1 + (m1 - p1m) * w
         else:
-            q0, q1 = u0 / z, u1 / z
+            q0, q1 = m0, m1
         step_tol = tol if new == log_f else 1e-9
         a, b, rr, it = _newton(z, q0, q1, 8, step_tol, psi_p, r, beta, s2, rho, alpha, v2)
         total += it
         if (rr <= step_tol and abs(a - q0) <= 0.1 * abs(a) and abs(b - q1) <= 0.1 * abs(b)
                 and a.imag > 0 and b.imag > 0):
-            prev_log, p0m, p1m = log_eta, u0, u1
-            m0, m1, res, log_eta, z_cur = a, b, rr, new, z
+            prev_log, p0m, p1m = log_eta, m0, m1
+            m0, m1, res, log_eta = a, b, rr, new
             h = min(h_max, 2.0 * h)
         else:
             h *= 0.5
