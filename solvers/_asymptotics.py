@@ -31,7 +31,7 @@ def rightmost_edges_asymptotic(p: SpectralParams, kind: str = "free") -> tuple[f
     --------
     >>> p = SpectralParams(4e4, 200.0, np.array([1.0]), np.array([0.5]), np.array([0.01]), 0.0, 0.0)
     >>> [round(x) for x in rightmost_edges_asymptotic(p, "mp")]
-    [17361, 22839]
+    [17272, 22928]
     """
     m1 = float(p.rho @ p.alpha)
     if kind == "mp":

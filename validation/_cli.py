@@ -1,0 +1,172 @@
+"""``diffmix spectrum`` and ``diffmix figure``: thin entry points over :mod:`diffmix.validation`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import mpmath
+from matplotlib.figure import Figure
+
+from diffmix._provenance import provenance, write_json_atomic
+from diffmix.solvers import SpectralParams, Spectrum, spectrum
+from diffmix.theory import ModelError, load_model
+
+from ._figures import _model_text, draw_density, figure_fig2b, figure_fig8
+from ._spectrum import TheoryCDF, compare_with_diagonalization
+
+_ERRORS = (ModelError, ValueError, ArithmeticError, OSError)
+_FIGURES = ("fig8", "fig2b")
+
+
+def _edge_value(lam, dps: int | None):
+    """A float, or with ``dps`` a decimal string of dps digits (like ``coefficients --dps``)."""
+    return float(lam) if dps is None else mpmath.nstr(lam, dps)
+
+
+def _spectrum_record(spec: Spectrum, dps: int | None) -> dict:
+    """The JSON object of ``diffmix spectrum --json`` (spectrum.md §4-5; time unit 1/lambda)."""
+    ts = spec.timescales
+    return {"edges": [[_edge_value(b.lower.lam, dps), _edge_value(b.upper.lam, dps)] for b in spec.bulks],
+            "atoms": [[float(loc), float(w)] for loc, w in spec.atoms],
+            "masses": [float(b.mass) for b in spec.bulks],
+            **{key: ts.get(key) for key in ("tau_gen", "tau_mem", "tau_final", "W_gen", "W_mem")},
+            "time_unit": ts.get("time_unit", "1/lambda"),
+            "converged": bool(spec.converged), "message": spec.message}
+
+
+def _print_text(record: dict, check: dict | None) -> None:
+    for k, ((lo, hi), mass) in enumerate(zip(record["edges"], record["masses"])):
+        print(f"bulk {k}: [{lo}, {hi}]  mass {mass:.9f}")
+    for loc, weight in record["atoms"]:
+        print(f"atom at {loc!r}  weight {weight:.9f}")
+    for key in ("tau_gen", "tau_mem", "tau_final", "W_gen", "W_mem"):
+        print(f"{key:<9} = {record[key]}  [{record['time_unit']}]")
+    print(f"converged: {record['converged']} ({record['message']})")
+    if check is not None:
+        seed = check["seeds"][0]
+        print(f"finite size d = {check['d']}, p = {check['p']}, n = {check['n']}, seed {seed['seed']}: "
+              f"KS = {seed['ks']:.5f}, L1 = {seed['l1']:.5f}, atom {seed['atom_found']} of "
+              f"{seed['atom_expected']} eigenvalues")
+        for k, (ext, err) in enumerate(zip(seed["extremes"], seed["rel_error"])):
+            print(f"  bulk {k}: extremes [{ext[0]:.6g}, {ext[1]:.6g}], relative to the edges "
+                  f"[{err[0]:+.4f}, {err[1]:+.4f}]")
+
+
+def spectrum_main(argv: list[str] | None = None) -> int:
+    """``diffmix spectrum MODEL``: density, atoms, edges and timescales of a centered mixture.
+
+    Exit status 0, 1 when the edge search did not converge (results still written, flagged), 2 on
+    bad input.
+    """
+    parser = argparse.ArgumentParser(
+        prog="diffmix spectrum",
+        description="Spectrum of U_gep of a centered mixture (spectrum.md sections 2-5): bulks, "
+                    "edges, atom, timescales tau_gen, tau_mem, tau_final and windows (units of "
+                    "1/lambda), optionally against the eigenvalues of one sampled U_gep.")
+    parser.add_argument("model", help="model file (.toml or .json)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="write spectrum.json, spectrum.png, spectrum.pdf and provenance.json here")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--check-size", type=int, metavar="D",
+                        help="also diagonalize one U_gep at data dimension D (p = psi_p D)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampled U_gep (default 0)")
+    parser.add_argument("--dps", type=int, help="polish the edges to this many digits (mpmath)")
+    parser.add_argument("--n-per-bulk", type=int, default=400,
+                        help="grid points per bulk of the density (default 400)")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.model)
+        spec = spectrum(SpectralParams.from_model(model, dps=args.dps), dps=args.dps)
+        record = _spectrum_record(spec, args.dps)
+        comparison = None
+        if args.check_size is not None:
+            comparison = compare_with_diagonalization(model, args.check_size, [args.seed], theory=spec,
+                                                      n_per_bulk=args.n_per_bulk)
+            record["finite_size"] = comparison.summary()
+        if args.out is not None:
+            written = _write_spectrum(Path(args.out), model, spec, record, args, comparison)
+    except _ERRORS as exc:
+        print(f"diffmix spectrum: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(record))
+    else:
+        _print_text(record, record.get("finite_size"))
+        if args.out is not None:
+            print("wrote " + ", ".join(str(p) for p in written))
+    if not spec.converged:
+        print(f"diffmix spectrum: warning: the edge search did not converge: {spec.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_spectrum(out: Path, model, spec: Spectrum, record: dict, args, comparison) -> list[Path]:
+    """spectrum.json (record + the density on the adapted grid), the plot, provenance.json."""
+    cdf = TheoryCDF.from_spectrum(spec, args.n_per_bulk)
+    fig = Figure(figsize=(8.0, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    title = f"Spectrum of $U_{{gep}}$: {_model_text(model)}"
+    if comparison is None:
+        draw_density(ax, cdf)
+    else:
+        sample, size = comparison.per_seed[0], comparison.size
+        draw_density(ax, cdf, sample, size.p)
+        title += (f"\nsample d = {size.d}, p = {size.p}, n = {size.n}, seed {sample.seed}: "
+                  f"KS = {sample.ks:.4f}, L1 (80 log bins) = {sample.l1:.4f}")
+    ax.set_title(title, fontsize=8)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in ("png", "pdf"):
+        path = out / f"spectrum.{kind}"
+        fig.savefig(path, dpi=150 if kind == "png" else None)
+        written.append(path)
+    density = {"lam": cdf.lam.tolist(), "rho": cdf.rho.tolist()}
+    written.append(write_json_atomic(out / "spectrum.json", {**record, "density": density}))
+    params = {"model_file": str(args.model), "model": model.to_dict(), "model_hash": model.content_hash(),
+              "dps": args.dps, "check_size": args.check_size, "seed": args.seed,
+              "n_per_bulk": args.n_per_bulk}
+    written.append(write_json_atomic(out / "provenance.json", provenance("diffmix spectrum", params)))
+    return written
+
+
+def figure_main(argv: list[str] | None = None) -> int:
+    """``diffmix figure NAME``: regenerate a figure of the paper.  Exit status 2 on bad input."""
+    parser = argparse.ArgumentParser(
+        prog="diffmix figure",
+        description="Regenerate a figure of the paper: fig8 (density of U_gep against a sampled "
+                    "matrix, Fig. 2 mixture at t = 0.01) or fig2b (windows W_gen, W_mem against "
+                    "the variance ratio). Writes PNG, PDF, the numbers and provenance.json.")
+    parser.add_argument("name", help=f"figure: {', '.join(_FIGURES)}")
+    parser.add_argument("--out", metavar="DIR", help="output folder (default out/figures/NAME)")
+    parser.add_argument("--full", action="store_true", help="fig8: the paper's size d = 100 (p = 6000)")
+    parser.add_argument("--d", type=int, help="fig8: data dimension of the sample (default 60)")
+    parser.add_argument("--seed", type=int, help="fig8: seed of the sample (default 1)")
+    parser.add_argument("--convention", help="fig2b: fixed-mean (default) or fixed-sigma1")
+    parser.add_argument("--n-ratios", type=int, help="fig2b: variance ratios (default 40)")
+    args = parser.parse_args(argv)
+    try:
+        if args.name not in _FIGURES:
+            raise ValueError(f"unknown figure {args.name!r} (figures: {', '.join(_FIGURES)})")
+        out = Path(args.out) if args.out is not None else Path("out", "figures", args.name)
+        if args.name == "fig8":
+            if args.convention is not None or args.n_ratios is not None:
+                raise ValueError("--convention and --n-ratios apply to fig2b only")
+            result = figure_fig8(out, full=args.full, d=args.d, seed=1 if args.seed is None else args.seed)
+            seed = result.numbers["sample"]["seeds"][0]
+            summary = f"KS = {seed['ks']:.5f}, L1 = {seed['l1']:.5f}"
+        else:
+            if args.full or args.d is not None or args.seed is not None:
+                raise ValueError("--full, --d and --seed apply to fig8 only")
+            result = figure_fig2b(out, convention=args.convention or "fixed-mean",
+                                  n_ratios=40 if args.n_ratios is None else args.n_ratios)
+            failed = sum(not row["converged"] for row in result.numbers["rows"])
+            summary = f"{len(result.numbers['rows'])} points, {failed} without converged edges"
+    except _ERRORS as exc:
+        print(f"diffmix figure: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result.name}: {summary}")
+    for path in result.files.values():
+        print(f"wrote {path}")
+    return 0
