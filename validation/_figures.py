@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from diffmix._provenance import provenance, write_json_atomic
-from diffmix.solvers import SpectralParams, Spectrum, find_edges
+from diffmix.solvers import SpectralParams, Spectrum, edge_path, find_edges
 from diffmix.theory import Model
 
 from ._spectrum import SeedComparison, TheoryCDF, compare_with_diagonalization
@@ -235,8 +235,9 @@ def figure_fig2b(out_dir, *, convention: str = "fixed-mean",
       §5 finds consistent with its text);
     * ``"fixed-sigma1"``: sigma^2 = (0.5, 0.5 q).
 
-    The windows, in units of 1/lambda (flow time: times p/2), come from the edges of
-    :func:`diffmix.solvers.find_edges`; a point whose edge search does not converge is kept in
+    The windows, in units of 1/lambda (flow time: times p/2), come from the edges followed along
+    the ratio by :func:`diffmix.solvers.edge_path` (a full :func:`find_edges` search where the
+    bulk structure changes); a point whose edge search does not converge is kept in
     the CSV with its message and left out of the plot.
 
     Parameters
@@ -273,10 +274,12 @@ def figure_fig2b(out_dir, *, convention: str = "fixed-mean",
     rows = []
     for rho in rhos:
         rho = tuple(float(r) for r in rho)
-        for q in ratios:
-            variances = _fig2b_variances(convention, rho, float(q))
-            model = Model("tanh", 0.001, FIG2_PSI_P, FIG2_PSI_N, list(rho), list(variances))
-            spec = find_edges(SpectralParams.from_model(model))
+        models = [Model("tanh", 0.001, FIG2_PSI_P, FIG2_PSI_N, list(rho),
+                        list(_fig2b_variances(convention, rho, float(q)))) for q in ratios]
+        # Edges followed along the ratio (full search only where the bulk structure changes).
+        path = edge_path(models, ratios)
+        for q, model, spec in zip(ratios, models, path.spectra):
+            variances = model.variances
             ts = spec.timescales
             rows.append({"rho_1": rho[0], "rho_2": rho[1], "ratio": float(q),
                          "sigma2_1": variances[0], "sigma2_2": variances[1], "n_bulks": len(spec.bulks),
