@@ -96,6 +96,18 @@ def _inside(res, p: SpectralParams) -> np.ndarray:
     return res.converged & (cont.imag > thr)
 
 
+def _term_scales(m0, m1, lam, p: SpectralParams):
+    """Round-off scales of F1, F2 at a real point: their terms in absolute value with P and Q
+    replaced by the sums of the absolute values of their own terms (Q = s2 - lambda + ... can
+    cancel to ~1e-6 of its terms at an edge, and its round-off is that of the terms)."""
+    D = 1.0 + p.r * (p.alpha * m1 + p.v2 * m0)
+    aP = abs(p.beta) + float(np.sum(np.abs(p.rho * p.alpha / D)))
+    aQ = abs(p.s2) + abs(lam) + float(np.sum(np.abs(p.rho * p.v2 / D)))
+    S1 = p.psi_p * aP * aQ * m0 * m0 + (aQ + abs(1 - p.psi_p) * aP) * abs(m0) + 1.0
+    S2 = aP * abs(m1) + aQ * abs(m0) + 1.0
+    return S1, S2
+
+
 def _fold_newton(m0, m1, lam, p: SpectralParams, maxit=60):
     """Real Newton on the fold system (F1, F2, det J) from a guess, damped to relative steps
     <= 1/2.  Converged when a full Newton step is below 1e-13 relative in every unknown and the
@@ -116,7 +128,8 @@ def _fold_newton(m0, m1, lam, p: SpectralParams, maxit=60):
         rel = np.abs(step) / (np.abs(x) + 1e-300)
         x = x - step / max(1.0, 2.0 * float(np.max(rel)))
         if np.max(rel) < 1e-13:
-            F1, F2, S1, S2 = _residual(x[0], x[1], x[2], *args)[:4]
+            F1, F2 = _residual(x[0], x[1], x[2], *args)[:2]
+            S1, S2 = _term_scales(x[0], x[1], x[2], p)
             resid = max(abs(F1) / S1, abs(F2) / S2)
             return (x, resid, it) if resid < 1e-12 else (x, np.inf, it)
     return x, np.inf, maxit
