@@ -9,7 +9,8 @@ end off the branch or with a large residual are recomputed with a 5x finer conti
 fails is flagged, never returned silently.
 
 The equations and their Jacobian are the emitted kernel ``spectral_f64.residual`` (derived by SymPy
-in :mod:`diffmix.derivations._spectral`).
+in :mod:`diffmix.derivations._spectral`).  Numba's cache of the kernels below does not track that
+module: after re-emitting it, delete this package's ``__pycache__/*.nbi`` and ``*.nbc`` files.
 """
 from __future__ import annotations
 
