@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -46,16 +44,7 @@ def provenance(command: str, parameters: dict) -> dict:
 
 def write_json_atomic(path, data) -> Path:
     """Write ``data`` as indented JSON to ``path`` atomically (temp file + rename)."""
+    from diffmix.derivations._codegen import write_atomic
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
     return path
