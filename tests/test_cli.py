@@ -100,3 +100,13 @@ def test_emit_check_and_user_expression(tmp_path, capsys):
     assert code == 0 and len(out.split()) == 2 and all(Path(p).exists() for p in out.split())
     code, _, err = run(["emit", "--activation", "x +"], capsys)
     assert code == 2 and "cannot parse" in err
+
+
+def test_provenance_record_and_atomic_json(tmp_path):
+    from diffmix._provenance import provenance, write_json_atomic
+    rec = provenance("diffmix test", {"seed": 3})
+    assert rec["command"] == "diffmix test" and rec["parameters"] == {"seed": 3}
+    assert rec["versions"]["numpy"] and rec["versions"]["diffmix"]
+    path = write_json_atomic(tmp_path / "sub" / "p.json", rec)
+    assert json.loads(path.read_text())["parameters"] == {"seed": 3}
+    assert [p.name for p in path.parent.iterdir()] == ["p.json"]
