@@ -41,14 +41,7 @@ def edges_main(argv: list[str] | None = None) -> int:
         print(f"diffmix edges: error: {exc}", file=sys.stderr)
         return 2
     dps = args.dps
-    if dps is not None:
-        with mpmath.workdps(dps + 5):
-            taus = {"tau_gen": 1 / spec.bulks[-1].lower.lam if spec.bulks else None,
-                    "tau_final": 1 / spec.bulks[0].lower.lam if spec.bulks else None,
-                    "tau_mem": (1 / spec.bulks[-2].upper.lam
-                                if spec.timescales.get("tau_mem") is not None else None)}
-    else:
-        taus = {k: spec.timescales.get(k) for k in ("tau_gen", "tau_mem", "tau_final")}
+    taus = spec.timescales
     out = {
         "edges": [[_fmt(b.lower.lam, dps), _fmt(b.upper.lam, dps)] for b in spec.bulks],
         # the atom sits at s2; with --dps its location comes from the high-precision coefficients

@@ -235,18 +235,21 @@ def find_edges(p: SpectralParams, *, n_scan: int = 4000, mass_tol: float = 1e-6,
 def timescales(spec: Spectrum) -> dict:
     """tau_gen, tau_mem, tau_final and the windows in units of 1/lambda (spectrum.md §5).
 
+    Floats, or mpmath numbers at the edges' precision when the edges were polished (``dps``).
     tau_mem (and W_gen, W_mem) is None when psi_n <= 1 or there is a single bulk.
     """
     b = spec.bulks
     if not b:
         return {}
-    tau_gen = 1.0 / float(b[-1].lower.lam)
-    tau_final = 1.0 / float(b[0].lower.lam)
-    tau_mem = 1.0 / float(b[-2].upper.lam) if spec.params.psi_n > 1 and len(b) >= 2 else None
-    return {"tau_gen": tau_gen, "tau_mem": tau_mem, "tau_final": tau_final,
-            "W_gen": None if tau_mem is None else tau_mem - tau_gen,
-            "W_mem": None if tau_mem is None else tau_final - tau_mem,
-            "time_unit": "1/lambda"}
+    dps = b[0].lower.dps
+    with mpmath.workdps(dps or 15):
+        inv = (lambda e: 1 / e.lam) if dps else (lambda e: 1.0 / float(e.lam))
+        tau_gen, tau_final = inv(b[-1].lower), inv(b[0].lower)
+        tau_mem = inv(b[-2].upper) if spec.params.psi_n > 1 and len(b) >= 2 else None
+        return {"tau_gen": tau_gen, "tau_mem": tau_mem, "tau_final": tau_final,
+                "W_gen": None if tau_mem is None else tau_mem - tau_gen,
+                "W_mem": None if tau_mem is None else tau_final - tau_mem,
+                "time_unit": "1/lambda"}
 
 
 def _with_timescales(spec: Spectrum) -> Spectrum:

@@ -40,3 +40,17 @@ def test_edges_bad_input(argv, message, capsys):
     assert main(["edges", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_polished_timescales_keep_their_precision():
+    """With polished edges the timescales are computed from them at the same precision (the
+    windows are differences, so a float detour would cost their last digits)."""
+    from diffmix.solvers import spectrum
+    p = SpectralParams.from_model(load_model(EXAMPLES / "fig2-variance.toml"), dps=35)
+    spec = spectrum(p, dps=25)
+    ts = spec.timescales
+    with mpmath.workdps(40):
+        ref = 1 / spec.bulks[-2].upper.lam - 1 / spec.bulks[-1].lower.lam
+        assert isinstance(ts["W_gen"], mpmath.mpf)
+        assert abs(ts["W_gen"] - ref) <= mpmath.mpf(10) ** -22 * abs(ref)
+    assert float(ts["tau_mem"]) == pytest.approx(22.4177774947656, rel=1e-12)

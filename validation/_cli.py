@@ -22,6 +22,8 @@ _FIGURES = ("fig8", "fig2b")
 
 def _edge_value(lam, dps: int | None):
     """A float, or with ``dps`` a decimal string of dps digits (like ``coefficients --dps``)."""
+    if lam is None:
+        return None
     return float(lam) if dps is None else mpmath.nstr(lam, dps)
 
 
@@ -31,7 +33,8 @@ def _spectrum_record(spec: Spectrum, dps: int | None) -> dict:
     return {"edges": [[_edge_value(b.lower.lam, dps), _edge_value(b.upper.lam, dps)] for b in spec.bulks],
             "atoms": [[float(loc), float(w)] for loc, w in spec.atoms],
             "masses": [float(b.mass) for b in spec.bulks],
-            **{key: ts.get(key) for key in ("tau_gen", "tau_mem", "tau_final", "W_gen", "W_mem")},
+            **{key: _edge_value(ts.get(key), dps)
+               for key in ("tau_gen", "tau_mem", "tau_final", "W_gen", "W_mem")},
             "time_unit": ts.get("time_unit", "1/lambda"),
             "converged": bool(spec.converged), "message": spec.message}
 
@@ -78,7 +81,8 @@ def spectrum_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model)
-        spec = spectrum(SpectralParams.from_model(model, dps=args.dps), dps=args.dps)
+        params = SpectralParams.from_model(model, dps=None if args.dps is None else args.dps + 10)
+        spec = spectrum(params, dps=args.dps)
         record = _spectrum_record(spec, args.dps)
         comparison = None
         if args.check_size is not None:
