@@ -51,6 +51,28 @@ class SpectralParams:
     #: the mpmath polish of edges; None: the float64 inputs are taken as exact.
     mp_inputs: tuple | None = None
 
+    def __post_init__(self):
+        for name in ("psi_p", "psi_n"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"{name} = {v!r}: must be a finite number > 0")
+        for name in ("beta", "s2"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} = {v!r}: must be a finite number >= 0")
+        arrays = {n: np.asarray(getattr(self, n), dtype=float) for n in ("rho", "alpha", "v2")}
+        sizes = {a.shape for a in arrays.values()}
+        if len(sizes) != 1 or arrays["rho"].ndim != 1 or arrays["rho"].size == 0:
+            raise ValueError("rho, alpha, v2: must be 1-d arrays with one entry per class (got "
+                             f"shapes {', '.join(str(a.shape) for a in arrays.values())})")
+        for name, a in arrays.items():
+            if not np.all(np.isfinite(a) & (a >= 0)) or (name == "rho" and np.any(a <= 0)):
+                raise ValueError(f"{name} = {a.tolist()}: every entry must be finite and "
+                                 f"{'> 0' if name == 'rho' else '>= 0'}")
+            object.__setattr__(self, name, np.ascontiguousarray(a))
+        if abs(arrays["rho"].sum() - 1) > 1e-12:
+            raise ValueError(f"rho: must sum to 1 within 1e-12 (sum = {arrays['rho'].sum()!r})")
+
     @property
     def r(self) -> float:
         """p / n = psi_p / psi_n."""

@@ -200,3 +200,21 @@ def test_rightmost_bulk_approaches_asymptotic_edges():
     lo, hi = spec.edges[-1]
     mp_lo, mp_hi = rightmost_edges_asymptotic(single, "mp")
     assert lo / mp_lo - 1 == pytest.approx(0, abs=0.03) and hi / mp_hi - 1 == pytest.approx(0, abs=0.03)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(psi_p=-1.0), r"psi_p = -1.0: must be a finite number > 0"),
+    (dict(psi_n=0.0), r"psi_n = 0.0: must be a finite number > 0"),
+    (dict(s2=-1e-3), r"s2 = -0.001: must be a finite number >= 0"),
+    (dict(beta=float("nan")), r"beta = nan"),
+    (dict(rho=np.array([0.5, 0.6])), r"rho: must sum to 1"),
+    (dict(rho=np.array([1.0, 0.0])), r"rho = \[1.0, 0.0\]: every entry must be finite and > 0"),
+    (dict(alpha=np.array([0.3])), r"rho, alpha, v2: must be 1-d arrays"),
+    (dict(v2=np.array([0.01, -0.01])), r"v2 = .*>= 0"),
+])
+def test_spectral_params_reject_nonsense(kwargs, message):
+    args = dict(psi_p=4.0, psi_n=2.0, rho=np.array([0.5, 0.5]), alpha=np.array([0.3, 0.2]),
+                v2=np.array([0.01, 0.02]), beta=0.01, s2=0.001)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        SpectralParams(**args)
