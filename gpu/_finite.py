@@ -342,9 +342,11 @@ class GEPMatrices:
         n_c; the weights used are rho_c = n_c / n.
     beta, s2, bbar : float
         sum_c rho_c b_c^2, sum_c rho_c s_c^2 and sum_c rho_c b_c with rho_c = n_c / n.
+    G : Tensor, shape (p, n)
+        [G_1, ..., G_C]: U_gep = G G^T / n + beta W W^T / d + s2 I_p (rho_c / n_c = 1 / n).
     """
 
-    U: torch.Tensor
+    U: torch.Tensor | None
     V: torch.Tensor
     W: torch.Tensor
     X0: torch.Tensor
@@ -353,11 +355,12 @@ class GEPMatrices:
     beta: float
     s2: float
     bbar: float
+    G: torch.Tensor | None = None
 
 
 def gep_matrices(model: Model, d: int, *, seed: int | None = None, generator: torch.Generator | None = None,
                  normalize_rows: bool = False, device: torch.device | str | None = None,
-                 dtype: torch.dtype = torch.float64) -> GEPMatrices:
+                 dtype: torch.dtype = torch.float64, dense: bool = True) -> GEPMatrices:
     """U_gep and V_gep of a centered mixture at dimension d, with their W and training set.
 
     Implements ``gep.md`` §2 (paper arXiv 2605.06367, eq. (50), App. E) and §3:
@@ -386,11 +389,14 @@ def gep_matrices(model: Model, d: int, *, seed: int | None = None, generator: to
         Rescale the rows of W to norm sqrt(d) (see :func:`sample_weights`).
     device, dtype
         Of the results (default CPU, float64).
+    dense : bool, optional
+        Form U (p x p, O(p^2 n) work); with False, U is None and only its factor G is returned.
 
     Returns
     -------
     GEPMatrices
-        U (p x p), V (p x d), W (p x d), X0 (n x d), labels (n,), counts, beta, s2, bbar.
+        U (p x p, or None), V (p x d), W (p x d), X0 (n x d), labels (n,), counts, beta, s2, bbar,
+        G (p x n).
 
     Raises
     ------
@@ -426,9 +432,12 @@ def gep_matrices(model: Model, d: int, *, seed: int | None = None, generator: to
     # G = [G_1, ..., G_C] column by column: a_c W x_nu / sqrt(d) + v_c omega_nu for a class-c sample nu
     # (the model is centered, so x_nu = sigma_c z_nu is already the data without its centroid).
     g = a[labels] * (w @ x0.T) / math.sqrt(size.d) + v[labels] * omega
+    v_gep = bbar * w / math.sqrt(size.d)
+    if not dense:
+        return GEPMatrices(None, v_gep, w, x0, labels, counts, beta, s2, bbar, g)
     kernel = w @ w.T / size.d
     u = g @ g.T / size.n + beta * kernel + s2 * torch.eye(size.p, dtype=dtype, device=w.device)
-    return GEPMatrices(0.5 * (u + u.T), bbar * w / math.sqrt(size.d), w, x0, labels, counts, beta, s2, bbar)
+    return GEPMatrices(0.5 * (u + u.T), v_gep, w, x0, labels, counts, beta, s2, bbar, g)
 
 
 # ---------------------------------------------------------------------- true U

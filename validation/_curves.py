@@ -1,0 +1,96 @@
+"""Learning curves of a Model at a finite size: the matrices, the flow, the class times.
+
+Glue between :mod:`diffmix.gpu` (which draws W, the training set and builds the matrices) and
+:class:`diffmix.theory.GradientFlow` (which turns them into curves):
+
+* ``matrices="gep"``: the Gaussian-equivalent matrices of ``gep.md`` §2-4 (centered models):
+  U_gep = G G^T / n + beta W W^T / d + s2 I_p, V_gep = bbar W / sqrt(d), and per class
+  U_c^pop = (a_c^2 sigma_c^2 + b_c^2) K + (v_c^2 + s_c^2) I_p, V_c^pop = b_c W / sqrt(d), handed to
+  :meth:`GradientFlow.from_factor` (only the (n + d) x (n + d) Gram matrix is diagonalized).
+* ``matrices="exact"``: the matrices of the actual random-features model, exact in the noise
+  (``dynamics.md`` §6: Mehler series for U, Stein for V, and the same for the class populations),
+  handed to :meth:`GradientFlow.from_matrices`. Centroids are allowed.
+
+Both are cached on disk (:func:`diffmix.theory.cached_flow`), keyed by the model's content hash,
+d, the seed, the kind and its options.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from diffmix import __version__
+from diffmix.gpu import gep_matrices
+from diffmix.theory import ClassPopulation, GradientFlow, Model, cached_flow, class_coefficients
+
+__all__ = ["gep_flow", "exact_flow", "model_flow", "score_floors"]
+
+#: Bumped when the cached layout or the construction changes.
+_CACHE_LAYOUT = 1
+
+
+def score_floors(model: Model) -> np.ndarray:
+    """e^{-2t} sigma_c^2 / Gamma_c^2 per class: the floor of E_test^c and the score-MSE offset (dynamics.md §3-4)."""
+    return math.exp(-2.0 * model.t) * np.asarray(model.variances) / model.gamma2
+
+
+def _key(model: Model, d: int, seed: int, kind: str, **options) -> dict:
+    return {"model": model.content_hash(), "d": int(d), "seed": int(seed), "kind": kind,
+            "layout": _CACHE_LAYOUT, "diffmix": __version__, **options}
+
+
+def gep_flow(model: Model, d: int, *, seed: int, normalize_rows: bool = False,
+             cache: bool = True) -> GradientFlow:
+    """Gradient flow on the GEP matrices of one draw (W, training set, Omega) at dimension d.
+
+    Sizes p = round(psi_p d), n = round(psi_n d); draws as :func:`diffmix.gpu.gep_matrices`.
+    The class test errors use the model's weights rho_c for the mixture and the population GEP
+    matrices of ``gep.md`` §4 (centered classes).
+    """
+    def build() -> GradientFlow:
+        g = gep_matrices(model, d, seed=seed, normalize_rows=normalize_rows, dense=False)
+        W = g.W.cpu().numpy()
+        n = g.G.shape[1]
+        dd = W.shape[1]
+        B = np.hstack([g.G.cpu().numpy() / math.sqrt(n), math.sqrt(g.beta) * W / math.sqrt(dd)])
+        Wn = W / math.sqrt(dd)
+        classes = []
+        for var, k in zip(model.variances, class_coefficients(model)):
+            a, b = float(k.a_t), float(k.b_t)
+            classes.append(ClassPopulation(b * Wn, factor=math.sqrt(a * a * var + b * b) * Wn,
+                                           shift=float(k.v_t2) + float(k.s_t2)))
+        return GradientFlow.from_factor(B, g.s2, g.V.cpu().numpy(), classes,
+                                        weights=model.weights, delta_t=model.delta_t,
+                                        floors=score_floors(model))
+
+    return cached_flow(_key(model, d, seed, "gep", normalize_rows=bool(normalize_rows)), build,
+                       cache=cache)
+
+
+def exact_flow(model: Model, d: int, *, seed: int, order: int = 10, pop_order: int = 30,
+               n_nodes: int = 80, cache: bool = True) -> GradientFlow:
+    """Gradient flow on the exact-in-noise matrices of the random-features model (dynamics.md §6)."""
+    from diffmix.gpu import population_matrices, true_feature_covariance
+
+    def build() -> GradientFlow:
+        fc = true_feature_covariance(model, d, seed=seed, order=order, n_nodes=n_nodes)
+        pops = population_matrices(model, d, seed=seed, kind="exact", order=pop_order,
+                                   n_nodes=n_nodes)
+        classes = [ClassPopulation(Vc.cpu().numpy(), U=Uc.cpu().numpy())
+                   for Uc, Vc in zip(pops.U, pops.V)]
+        return GradientFlow.from_matrices(fc.U.cpu().numpy(), fc.V.cpu().numpy(), classes,
+                                          weights=model.weights, delta_t=model.delta_t,
+                                          floors=score_floors(model))
+
+    return cached_flow(_key(model, d, seed, "exact", order=order, pop_order=pop_order,
+                            n_nodes=n_nodes), build, cache=cache)
+
+
+def model_flow(model: Model, d: int, *, seed: int, matrices: str = "gep", cache: bool = True) -> GradientFlow:
+    """:func:`gep_flow` or :func:`exact_flow` by name."""
+    if matrices == "gep":
+        return gep_flow(model, d, seed=seed, cache=cache)
+    if matrices == "exact":
+        return exact_flow(model, d, seed=seed, cache=cache)
+    raise ValueError(f"matrices = {matrices!r}: must be 'gep' or 'exact'")
