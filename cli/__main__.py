@@ -21,6 +21,10 @@ COMMANDS = {
     "spectrum": ("diffmix.validation._cli:spectrum_main",
                  "density, atoms, edges, timescales and a plot (optionally against a finite size)"),
     "figure": ("diffmix.validation._cli:figure_main", "regenerate a figure of the paper"),
+    "curves": ("diffmix.validation._learning:curves_main",
+               "exact gradient-flow learning curves per class (train, test, score MSE) of a finite draw"),
+    "hierarchy": ("diffmix.validation._learning:hierarchy_main",
+                  "class generalization / memorization times and gaps (paper eq. (15))"),
 }
 
 

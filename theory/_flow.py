@@ -55,7 +55,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-__all__ = ["TIME_UNIT", "ClassPopulation", "GradientFlow", "LearningCurves", "ClassTimes",
+__all__ = ["TIME_UNIT", "ClassPopulation", "GradientFlow", "FlowAverage", "LearningCurves", "ClassTimes",
            "class_times", "time_gaps", "cached_flow", "flow_cache_dir"]
 
 #: The time unit of every curve and class time of this module (``dynamics.md`` §2).
@@ -342,6 +342,42 @@ class GradientFlow:
                        delta_t=float(delta_t), floors=floors, info=info)
 
 
+class FlowAverage:
+    """The seed average of several :class:`GradientFlow` of the same model (same classes, weights).
+
+    :meth:`errors` averages the curves; :func:`class_times` accepts it like a single flow, so
+    times are taken on the averaged curve (as the paper does, ``dynamics.md`` §5). ``p`` must
+    agree (the curves are compared at equal flow time).
+    """
+
+    def __init__(self, flows: Sequence[GradientFlow]):
+        flows = list(flows)
+        if not flows:
+            raise ValueError("flows: at least one GradientFlow is needed")
+        if len({(f.p, f.d, f.n_classes) for f in flows}) != 1:
+            raise ValueError("flows: must share p, d and the number of classes")
+        self.flows = flows
+        self.p, self.d, self.n_classes = flows[0].p, flows[0].d, flows[0].n_classes
+
+    def errors(self, tau, *, eta_e: float | None = None) -> LearningCurves:
+        """Seed means of :meth:`GradientFlow.errors` (``mse_c`` None unless every flow has floors)."""
+        curves = [f.errors(tau, eta_e=eta_e) for f in self.flows]
+        mean = lambda name: np.mean([getattr(c, name) for c in curves], axis=0)
+        mse = None if any(c.mse_c is None for c in curves) else mean("mse_c")
+        return LearningCurves(curves[0].tau, mean("train"), mean("test_c"), mean("test"), mse, eta_e)
+
+    def spread(self, tau) -> dict:
+        """Standard deviations over seeds (ddof = 1; zeros for a single flow) of train and test_c."""
+        curves = [f.errors(tau) for f in self.flows]
+        ddof = 1 if len(curves) > 1 else 0
+        return {"train": np.std([c.train for c in curves], axis=0, ddof=ddof),
+                "test_c": np.std([c.test_c for c in curves], axis=0, ddof=ddof)}
+
+    def time_range(self, decades_out: float = 2.0) -> tuple[float, float]:
+        ranges = [f.time_range(decades_out) for f in self.flows]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
 def flow_cache_dir() -> Path:
     """Where decompositions are cached: ``$DIFFMIX_CACHE_DIR/flow`` (or XDG / ~/.cache/diffmix/flow)."""
     root = os.environ.get("DIFFMIX_CACHE_DIR")
@@ -409,7 +445,7 @@ class ClassTimes:
                 "E_inf": self.E_inf, "threshold": self.threshold, "flat_tol": self.flat_tol}
 
 
-def class_times(flow: GradientFlow, *, threshold: float = 1.0, flat_tol: float = 1e-3,
+def class_times(flow: GradientFlow | FlowAverage, *, threshold: float = 1.0, flat_tol: float = 1e-3,
                 points: int = 2000, tau_range: tuple[float, float] | None = None) -> list[ClassTimes]:
     """Class times of every class (paper eq. (15)), refined on the continuous curve.
 

@@ -17,7 +17,8 @@ from ._figures import _model_text, draw_density, figure_fig2b, figure_fig8
 from ._spectrum import TheoryCDF, compare_with_diagonalization
 
 _ERRORS = (ModelError, ValueError, ArithmeticError, OSError)
-_FIGURES = ("fig8", "fig2b")
+_FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10")
+_LEARNING = ("fig2a", "fig3", "fig4", "fig10")
 
 
 def _edge_value(lam, dps: int | None):
@@ -140,13 +141,20 @@ def figure_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="diffmix figure",
         description="Regenerate a figure of the paper: fig8 (density of U_gep against a sampled "
-                    "matrix, Fig. 2 mixture at t = 0.01) or fig2b (windows W_gen, W_mem against "
-                    "the variance ratio). Writes PNG, PDF, the numbers and provenance.json.")
+                    "matrix, Fig. 2 mixture at t = 0.01), fig2b (windows W_gen, W_mem against "
+                    "the variance ratio), fig2a (spectrum and learning phases), fig3 (class test "
+                    "errors under three ablations), fig4 (class gaps against imbalance), fig10 "
+                    "(test errors and score MSEs). Writes PNG, PDF, the numbers and provenance.json.")
     parser.add_argument("name", help=f"figure: {', '.join(_FIGURES)}")
     parser.add_argument("--out", metavar="DIR", help="output folder (default out/figures/NAME)")
-    parser.add_argument("--full", action="store_true", help="fig8: the paper's size d = 100 (p = 6000)")
-    parser.add_argument("--d", type=int, help="fig8: data dimension of the sample (default 60)")
-    parser.add_argument("--seed", type=int, help="fig8: seed of the sample (default 1)")
+    parser.add_argument("--full", action="store_true",
+                        help="fig8, fig2a, fig3, fig4, fig10: the paper's size d = 100 (p = 6000)")
+    parser.add_argument("--d", type=int, help="data dimension (fig8: default 60; learning figures: 20)")
+    parser.add_argument("--seed", type=int, help="fig8: seed of the sample (default 1); learning "
+                        "figures: first seed (defaults: fig2a 1, fig3/fig10 100, fig4 100)")
+    parser.add_argument("--seeds", type=int, help="learning figures: seeds averaged (defaults: fig2a 3, "
+                        "fig3/fig10 3, fig4 2)")
+    parser.add_argument("--no-cache", action="store_true", help="learning figures: ignore the flow cache")
     parser.add_argument("--convention", help="fig2b: fixed-mean (default) or fixed-sigma1")
     parser.add_argument("--n-ratios", type=int, help="fig2b: variance ratios (default 40)")
     args = parser.parse_args(argv)
@@ -154,15 +162,29 @@ def figure_main(argv: list[str] | None = None) -> int:
         if args.name not in _FIGURES:
             raise ValueError(f"unknown figure {args.name!r} (figures: {', '.join(_FIGURES)})")
         out = Path(args.out) if args.out is not None else Path("out", "figures", args.name)
-        if args.name == "fig8":
+        if args.name in _LEARNING:
+            from ._learning import LEARNING_FIGURES
+            if args.convention is not None or args.n_ratios is not None:
+                raise ValueError("--convention and --n-ratios apply to fig2b only")
+            first = args.seed if args.seed is not None else (1 if args.name == "fig2a" else 100)
+            count = args.seeds if args.seeds is not None else (2 if args.name == "fig4" else 3)
+            if count < 1:
+                raise ValueError(f"--seeds = {count}: must be >= 1")
+            result = LEARNING_FIGURES[args.name](out, d=args.d, full=args.full,
+                                                 seeds=tuple(range(first, first + count)),
+                                                 cache=not args.no_cache)
+            summary = f"d = {result.numbers['d']}, seeds {result.numbers['seeds']}"
+        elif args.name == "fig8":
+            if args.seeds is not None or args.no_cache:
+                raise ValueError("--seeds and --no-cache apply to the learning figures only")
             if args.convention is not None or args.n_ratios is not None:
                 raise ValueError("--convention and --n-ratios apply to fig2b only")
             result = figure_fig8(out, full=args.full, d=args.d, seed=1 if args.seed is None else args.seed)
             seed = result.numbers["sample"]["seeds"][0]
             summary = f"KS = {seed['ks']:.5f}, L1 = {seed['l1']:.5f}"
         else:
-            if args.full or args.d is not None or args.seed is not None:
-                raise ValueError("--full, --d and --seed apply to fig8 only")
+            if args.full or args.d is not None or args.seed is not None or args.seeds is not None:
+                raise ValueError("--full, --d, --seed and --seeds do not apply to fig2b")
             result = figure_fig2b(out, convention=args.convention or "fixed-mean",
                                   n_ratios=40 if args.n_ratios is None else args.n_ratios)
             failed = sum(not row["converged"] for row in result.numbers["rows"])

@@ -68,23 +68,29 @@ def gep_flow(model: Model, d: int, *, seed: int, normalize_rows: bool = False,
                        cache=cache)
 
 
-def exact_flow(model: Model, d: int, *, seed: int, order: int = 10, pop_order: int = 30,
-               n_nodes: int = 80, cache: bool = True) -> GradientFlow:
-    """Gradient flow on the exact-in-noise matrices of the random-features model (dynamics.md §6)."""
-    from diffmix.gpu import population_matrices, true_feature_covariance
+def exact_flow(model: Model, d: int, *, seed: int, order: int = 10, pop_order: int = 40,
+               n_nodes: int = 80, pop_nodes: int = 120, cache: bool = True) -> GradientFlow:
+    """Gradient flow on the exact-in-noise matrices of the random-features model (dynamics.md §6).
+
+    The matrices are those of :func:`diffmix.gpu.build_system` with ``matrices="exact"`` and the
+    same seed, i.e. exactly the ones the gradient-descent simulator trains on and evaluates with.
+    ``order``/``pop_order`` are the Mehler orders of the training and population U, ``n_nodes``/
+    ``pop_nodes`` their Gauss-Hermite nodes. Centroids and cosines of the model are honoured.
+    """
+    from diffmix.gpu import build_system
 
     def build() -> GradientFlow:
-        fc = true_feature_covariance(model, d, seed=seed, order=order, n_nodes=n_nodes)
-        pops = population_matrices(model, d, seed=seed, kind="exact", order=pop_order,
-                                   n_nodes=n_nodes)
-        classes = [ClassPopulation(Vc.cpu().numpy(), U=Uc.cpu().numpy())
-                   for Uc, Vc in zip(pops.U, pops.V)]
-        return GradientFlow.from_matrices(fc.U.cpu().numpy(), fc.V.cpu().numpy(), classes,
+        system = build_system(model, d, seed=seed, matrices="exact", order=order, n_nodes=n_nodes,
+                              population_order=pop_order, population_nodes=pop_nodes)
+        pop = system.population
+        classes = [ClassPopulation(pop.V[c].cpu().numpy(), U=pop.U[c].cpu().numpy())
+                   for c in range(model.n_classes)]
+        return GradientFlow.from_matrices(system.U.cpu().numpy(), system.V.cpu().numpy(), classes,
                                           weights=model.weights, delta_t=model.delta_t,
                                           floors=score_floors(model))
 
     return cached_flow(_key(model, d, seed, "exact", order=order, pop_order=pop_order,
-                            n_nodes=n_nodes), build, cache=cache)
+                            n_nodes=n_nodes, pop_nodes=pop_nodes), build, cache=cache)
 
 
 def model_flow(model: Model, d: int, *, seed: int, matrices: str = "gep", cache: bool = True) -> GradientFlow:

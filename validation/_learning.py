@@ -1,0 +1,465 @@
+"""Learning curves, class times and the learning-dynamics figures of the paper (Figs. 2a, 3, 4, 10).
+
+Everything here is built on :class:`diffmix.theory.GradientFlow` (exact gradient flow from one
+eigendecomposition, ``dynamics.md`` §3, §11) fed with the matrices of a finite draw
+(:mod:`diffmix.validation._curves`): GEP matrices for centered mixtures with an odd activation
+(fast, any size), the exact-in-noise matrices of the random-features model otherwise (centroids,
+cosines; ``dynamics.md`` §6). Seeds are averaged on the curves and the class times are taken on
+the averaged curve (``dynamics.md`` §5, as in the paper's App. I.1).
+
+Time is the flow time tau = k eta_e (:data:`diffmix.theory.TIME_UNIT`); the paper's figures plot
+tau / eta_e = k, so multiply by 1 / eta_e (2e4 at the paper's eta_e = 5e-5) to compare axes; the
+paper's own unit is an open question (``dynamics.md`` §2, UNRESOLVED).
+
+Figure parameters (paper captions; values the captions lost are chosen as in ``dynamics.md`` §8):
+
+* Fig. 2a: tanh, t = 0.001, psi_p = 60, psi_n = 30, rho = (0.5, 0.5), sigma^2 = (0.5, 0.25),
+  centered; the paper's finite size d = 100 (``--full``), reduced d = 20 by default.
+* Fig. 3 / Fig. 10: baseline sigma^2 = (0.5, 0.5), ||mu_c|| = sqrt(d), rho = (0.5, 0.5),
+  orthogonal centroids; ablations sigma_2^2 = 0.25, ||mu_2|| = 1.5 sqrt(d), rho = (0.7, 0.3)
+  (the caption's value was lost; the choice of ``dynamics.md`` §8); t = 0.01 (Fig. 4's caption),
+  psi_p = 60, psi_n = 30; exact matrices (the extensive-centroid GEP is later work); d = 20, seeds
+  100-102 by default.
+* Fig. 4: sigma^2 = (0.5, 0.25), ||mu_c|| = sqrt(d) orthogonal, t = 0.01, psi_p = 60, psi_n = 30,
+  rho_1 swept over 0.1 ... 0.9; gaps = class 2 minus class 1.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from diffmix._provenance import provenance, write_json_atomic
+from diffmix.derivations._codegen import write_atomic
+from diffmix.theory import (TIME_UNIT, FlowAverage, Model, ModelError, class_coefficients, class_times,
+                            load_model, time_gaps)
+
+from ._curves import exact_flow, gep_flow
+
+__all__ = ["default_matrices", "model_flows", "hierarchy", "curves_main", "hierarchy_main",
+           "figure_fig2a", "figure_fig3", "figure_fig4", "figure_fig10", "fig3_models", "fig4_model",
+           "LEARNING_FIGURES"]
+
+_MU0_TOL = 1e-12
+
+
+def default_matrices(model: Model) -> str:
+    """``"gep"`` for a centered mixture with an odd activation (mu0 = 0), else ``"exact"``."""
+    if model.is_centered and all(abs(float(c.mu0)) <= _MU0_TOL for c in class_coefficients(model)):
+        return "gep"
+    return "exact"
+
+
+def model_flows(model: Model, d: int, seeds: Sequence[int], matrices: str = "auto", *,
+                cache: bool = True, progress: bool = False) -> tuple[FlowAverage, str]:
+    """One gradient flow per seed (cached on disk) and their average; returns (average, kind)."""
+    if not isinstance(d, int) or d < model.n_classes:
+        raise ValueError(f"d = {d!r}: must be an integer >= the number of classes ({model.n_classes})")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds: at least one seed is needed")
+    kind = default_matrices(model) if matrices == "auto" else matrices
+    if kind == "gep":
+        if default_matrices(model) != "gep":
+            raise ValueError("matrices = 'gep': needs a centered model with an odd activation "
+                             "(the extensive-centroid GEP is not implemented); use 'exact'")
+        build = lambda s: gep_flow(model, d, seed=s, cache=cache)
+    elif kind == "exact":
+        build = lambda s: exact_flow(model, d, seed=s, cache=cache)
+    else:
+        raise ValueError(f"matrices = {matrices!r}: must be 'auto', 'gep' or 'exact'")
+    it = seeds
+    if progress:
+        from tqdm.auto import tqdm
+        it = tqdm(seeds, desc=f"{kind} matrices d={d}", unit="seed", file=sys.stderr)
+    return FlowAverage([build(s) for s in it]), kind
+
+
+def hierarchy(model: Model, d: int, seeds: Sequence[int], matrices: str = "auto", *,
+              threshold: float = 1.0, flat_tol: float = 1e-3, cache: bool = True,
+              progress: bool = False) -> dict:
+    """Class times, minima, flat intervals and gaps of every class (a JSON-ready record)."""
+    flow, kind = model_flows(model, d, seeds, matrices, cache=cache, progress=progress)
+    times = class_times(flow, threshold=threshold, flat_tol=flat_tol)
+    return {"classes": [t.as_dict() for t in times], "gaps": time_gaps(times),
+            "time_unit": TIME_UNIT, "matrices": kind, "d": d, "p": flow.p,
+            "n": int(round(model.psi_n * d)), "seeds": list(seeds)}
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def _common_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("model", help="model file (.toml or .json)")
+    parser.add_argument("--d", type=int, default=20, help="data dimension (p, n follow from the psi's; default 20)")
+    parser.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds averaged (default 1)")
+    parser.add_argument("--matrices", default="auto", choices=("auto", "gep", "exact"),
+                        help="auto: GEP for centered odd-activation models, else exact (default)")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _check_counts(args) -> None:
+    if args.seeds < 1:
+        raise ValueError(f"--seeds = {args.seeds}: must be >= 1")
+    if args.d < 1:
+        raise ValueError(f"--d = {args.d}: must be >= 1")
+
+
+_ERRORS = (ValueError, ModelError, ArithmeticError, OSError)
+
+
+def _jsonable(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def hierarchy_main(argv: list[str] | None = None) -> int:
+    """``diffmix hierarchy model.toml``: tau_gen, tau_mem (null when not reached) per class."""
+    parser = _common_parser("diffmix hierarchy",
+                            "Class-specific generalization and memorization times (paper eq. (15)) "
+                            "from exact gradient-flow curves of a finite draw.")
+    parser.add_argument("--threshold", type=float, default=1.0, help="tau_mem threshold (default 1)")
+    parser.add_argument("--flat-tol", type=float, default=1e-3,
+                        help="the flat interval is where E <= min + flat_tol (default 1e-3)")
+    args = parser.parse_args(argv)
+    try:
+        _check_counts(args)
+        model = load_model(args.model)
+        record = hierarchy(model, args.d, range(args.seed, args.seed + args.seeds), args.matrices,
+                           threshold=args.threshold, flat_tol=args.flat_tol, cache=not args.no_cache,
+                           progress=not args.json)
+    except _ERRORS as exc:
+        print(f"diffmix hierarchy: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(record, default=_jsonable, allow_nan=False))
+        return 0
+    print(f"{args.model}: {record['matrices']} matrices, d = {record['d']}, p = {record['p']}, "
+          f"n = {record['n']}, seeds {record['seeds'][0]}..{record['seeds'][-1]}; time: {TIME_UNIT}")
+    for c, t in enumerate(record["classes"]):
+        mem = "not reached" if t["tau_mem"] is None else f"{t['tau_mem']:.6g}"
+        print(f"  class {c + 1}: tau_gen = {t['tau_gen']:.6g} (E_min = {t['min_error']:.6f}, flat "
+              f"[{t['flat_interval'][0]:.4g}, {t['flat_interval'][1]:.4g}]), tau_mem = {mem}")
+    return 0
+
+
+def _curves_csv(curves) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    C = curves.test_c.shape[0]
+    header = ["tau", "train", "test"] + [f"test_{c}" for c in range(C)]
+    if curves.mse_c is not None:
+        header += [f"mse_{c}" for c in range(C)]
+    w.writerow(header)
+    for i, tau in enumerate(curves.tau):
+        row = [tau, curves.train[i], curves.test[i]] + list(curves.test_c[:, i])
+        if curves.mse_c is not None:
+            row += list(curves.mse_c[:, i])
+        w.writerow([f"{x:.17g}" for x in row])
+    return buf.getvalue()
+
+
+def _draw_class_curves(ax, tau, curves, times=None, *, styles=("-", "--"), label_prefix=""):
+    for c in range(curves.test_c.shape[0]):
+        line, = ax.plot(tau, curves.test_c[c], styles[0], label=f"{label_prefix}test, class {c + 1}")
+        if times is not None:
+            t = times[c]
+            ax.plot([t.tau_gen], [t.min_error], "o", color=line.get_color(), ms=4)
+            if t.tau_mem is not None:
+                ax.axvline(t.tau_mem, color=line.get_color(), lw=0.7, ls=":")
+    ax.plot(tau, curves.train, "k" + styles[1], lw=1, label=f"{label_prefix}train")
+    ax.axhline(1.0, color="0.6", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel(r"flow time $\tau = k\,\eta_e$")
+
+
+def curves_main(argv: list[str] | None = None) -> int:
+    """``diffmix curves model.toml``: train / class test / score-MSE curves as CSV, JSON and a plot."""
+    parser = _common_parser("diffmix curves",
+                            "Exact gradient-flow learning curves per class (train, class test, mixture "
+                            "test, score MSE) of a finite draw, from one eigendecomposition.")
+    parser.add_argument("--points", type=int, default=400, help="log-spaced times (default 400)")
+    parser.add_argument("--tau-min", type=float, help="first time (default from the spectrum)")
+    parser.add_argument("--tau-max", type=float, help="last time (default from the spectrum)")
+    parser.add_argument("--out", metavar="DIR", help="write curves.csv, curves.json, curves.png/.pdf, provenance.json")
+    args = parser.parse_args(argv)
+    try:
+        _check_counts(args)
+        if args.points < 2:
+            raise ValueError(f"--points = {args.points}: must be >= 2")
+        model = load_model(args.model)
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        flow, kind = model_flows(model, args.d, seeds, args.matrices, cache=not args.no_cache,
+                                 progress=not args.json)
+        lo, hi = flow.time_range()
+        lo = args.tau_min if args.tau_min is not None else lo
+        hi = args.tau_max if args.tau_max is not None else hi
+        if not (0 < lo < hi):
+            raise ValueError(f"--tau-min/--tau-max: need 0 < min < max, got {lo}, {hi}")
+        tau = np.geomspace(lo, hi, args.points)
+        curves = flow.errors(tau)
+        times = class_times(flow)
+    except _ERRORS as exc:
+        print(f"diffmix curves: error: {exc}", file=sys.stderr)
+        return 2
+    record = {"time_unit": TIME_UNIT, "matrices": kind, "d": args.d, "p": flow.p, "seeds": seeds,
+              "tau": tau.tolist(), "train": curves.train.tolist(), "test": curves.test.tolist(),
+              "test_c": curves.test_c.tolist(),
+              "mse_c": None if curves.mse_c is None else curves.mse_c.tolist(),
+              "classes": [t.as_dict() for t in times]}
+    if args.out is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "curves.csv", _curves_csv(curves))
+        write_json_atomic(out / "curves.json", record)
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        ax = fig.add_subplot()
+        _draw_class_curves(ax, tau, curves, times)
+        ax.plot(tau, curves.test, color="0.3", lw=1, label="test, mixture")
+        ax.set_ylabel("error (1 at initialization)")
+        ax.set_title(f"Gradient-flow learning curves: {_model_title(model)}\n{kind} matrices, d = {args.d}, "
+                     f"p = {flow.p}, seeds {seeds[0]}-{seeds[-1]}; dots: $\\tau_{{gen}}$, dotted: $\\tau_{{mem}}$",
+                     fontsize=8)
+        ax.legend(fontsize=7)
+        for ext in ("png", "pdf"):
+            fig.savefig(out / f"curves.{ext}", dpi=150 if ext == "png" else None)
+        params = {"model_file": str(args.model), "model": model.to_dict(), "model_hash": model.content_hash(),
+                  "d": args.d, "seeds": seeds, "matrices": kind, "points": args.points,
+                  "tau_range": [lo, hi], "time_unit": TIME_UNIT}
+        write_json_atomic(out / "provenance.json", provenance("diffmix curves", params))
+    if args.json:
+        print(json.dumps(record, default=_jsonable))
+    else:
+        for c, t in enumerate(times):
+            mem = "not reached" if t.tau_mem is None else f"{t.tau_mem:.6g}"
+            print(f"class {c + 1}: tau_gen = {t.tau_gen:.6g}, E_min = {t.min_error:.6f}, tau_mem = {mem}")
+        if args.out is not None:
+            print(f"wrote {args.out}/curves.csv, curves.json, curves.png, curves.pdf, provenance.json")
+    return 0
+
+
+# ---------------------------------------------------------------------- figures
+
+
+def _model_title(model: Model) -> str:
+    f = lambda v: "(" + ", ".join(f"{x:g}" for x in v) + ")"
+    norms = "centered" if model.is_centered else f"$\\|\\mu\\|^2/d$ = {f(model.centroid_norm2)}"
+    return (f"{model.activation}, t = {model.t:g}, $\\psi_p$ = {model.psi_p:g}, $\\psi_n$ = {model.psi_n:g}, "
+            f"$\\rho$ = {f(model.weights)}, $\\sigma^2$ = {f(model.variances)}, {norms}")
+
+
+@dataclass(frozen=True)
+class LearningFigure:
+    """What a learning-dynamics figure function wrote (kind -> path) and the numbers shown."""
+
+    name: str
+    files: dict
+    numbers: dict
+
+
+def _save(fig: Figure, out: Path, name: str, numbers: dict, params: dict) -> LearningFigure:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for ext in ("png", "pdf"):
+        files[ext] = out / f"{name}.{ext}"
+        fig.savefig(files[ext], dpi=150 if ext == "png" else None)
+    files["json"] = write_json_atomic(out / f"{name}.json", numbers)
+    files["provenance"] = write_json_atomic(out / "provenance.json",
+                                            provenance(f"diffmix figure {name}", params))
+    return LearningFigure(name, files, numbers)
+
+
+FIG2_MODEL = Model("tanh", 0.001, 60.0, 30.0, [0.5, 0.5], [0.5, 0.25])
+
+
+def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (1, 2, 3),
+                 cache: bool = True) -> LearningFigure:
+    """Paper Fig. 2a: the spectrum of U_gep with its three edges, and the train / test curves
+    with the timescales tau_gen, tau_mem, tau_final they predict (converted to flow time by
+    tau = p / (2 lambda), ``dynamics.md`` §2). Theory: density and edges from the spectral
+    equations; analytic train error (paper eq. (134)); finite size: gradient flow on sampled GEP
+    matrices averaged over ``seeds`` (d = 20 by default, 100 with ``full``)."""
+    from diffmix.solvers import SpectralParams, find_edges
+    from diffmix.solvers._train_error import train_error_analytic
+    from ._figures import draw_density
+    from ._spectrum import TheoryCDF
+
+    d = (100 if full else 20) if d is None else d
+    model = FIG2_MODEL
+    spec = find_edges(SpectralParams.from_model(model))
+    if not spec.converged:
+        raise ArithmeticError(f"fig2a: the spectrum did not converge: {spec.message}")
+    flow, kind = model_flows(model, d, seeds, "gep", cache=cache, progress=True)
+    p = flow.p
+    tau = np.geomspace(*flow.time_range(), 300)
+    curves = flow.errors(tau)
+    analytic = train_error_analytic(model, tau / p)
+    ts = spec.timescales
+    marks = {k: p / 2.0 * float(ts[k]) for k in ("tau_gen", "tau_mem", "tau_final") if ts.get(k) is not None}
+
+    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    draw_density(ax1, TheoryCDF.from_spectrum(spec, 400))
+    ax1.set_title("spectrum of $U_{gep}$ (theory); edges marked", fontsize=8)
+    ax2.plot(tau, analytic.train, "k-", lw=1.5, label="train, analytic (eq. 134)")
+    ax2.plot(tau, curves.train, "k:", lw=1.2, label=f"train, GEP d = {d}")
+    ax2.plot(tau, curves.test, "C3-", lw=1.2, label=f"test (mixture), GEP d = {d}")
+    for c in range(curves.test_c.shape[0]):
+        ax2.plot(tau, curves.test_c[c], f"C{c}--", lw=0.9, label=f"test, class {c + 1}")
+    for (name, val), ls in zip(marks.items(), ("-", "--", ":")):
+        ax2.axvline(val, color="0.4", lw=0.8, ls=ls, label=f"{name} = p/(2$\\lambda$) = {val:.3g}")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel(r"flow time $\tau = k\,\eta_e$ (paper's axis: $\tau/\eta_e$ = steps)")
+    ax2.set_ylabel("error (1 at initialization)")
+    ax2.legend(fontsize=6.5)
+    fig.suptitle(f"Fig. 2a: spectral edges set the learning phases. {_model_title(model)}; "
+                 f"{len(list(seeds))} seeds, p = {p}", fontsize=8)
+    numbers = {"time_unit": TIME_UNIT, "edges": spec.edges, "timescales_1_over_lambda":
+               {k: (None if v is None else (float(v) if not isinstance(v, str) else v)) for k, v in ts.items()},
+               "timescales_flow_time": marks, "tau": tau.tolist(), "train_analytic": analytic.train.tolist(),
+               "train_gep": curves.train.tolist(), "test_gep": curves.test.tolist(),
+               "test_c_gep": curves.test_c.tolist(), "d": d, "p": p, "seeds": list(seeds)}
+    params = {"model": model.to_dict(), "d": d, "seeds": list(seeds), "matrices": kind, "full": full}
+    return _save(fig, Path(out_dir), "fig2a", numbers, params)
+
+
+def fig3_models(t: float = 0.01) -> dict:
+    """The baseline and the three ablations of paper Fig. 3 (see the module docstring)."""
+    base = Model("tanh", t, 60.0, 30.0, [0.5, 0.5], [0.5, 0.5], [1.0, 1.0])
+    return {"baseline": base,
+            "variance": base.replace(variances=(0.5, 0.25)),
+            "centroid norm": base.replace(centroid_norm2=(1.0, 2.25)),
+            "weights": base.replace(weights=(0.7, 0.3))}
+
+
+def _ablation_flows(d, seeds, cache):
+    flows = {}
+    for name, model in fig3_models().items():
+        flows[name] = model_flows(model, d, seeds, "exact", cache=cache, progress=True)[0]
+    return flows
+
+
+def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool) -> LearningFigure:
+    models = fig3_models()
+    flows = _ablation_flows(d, seeds, cache)
+    lo = min(f.time_range()[0] for f in flows.values())
+    hi = max(f.time_range()[1] for f in flows.values())
+    tau = np.geomspace(max(lo, 1e-1), hi, 300)
+    base = flows["baseline"].errors(tau)
+    rows = 2 if mse else 1
+    fig = Figure(figsize=(12.0, 3.9 * rows), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(rows, 3))
+    numbers = {"time_unit": TIME_UNIT, "d": d, "p": flows["baseline"].p, "seeds": list(seeds), "panels": {}}
+    for j, panel in enumerate(("variance", "centroid norm", "weights")):
+        curves = flows[panel].errors(tau)
+        times = class_times(flows[panel])
+        ax = axes[0, j]
+        for c in range(2):
+            line, = ax.plot(tau, curves.test_c[c], f"C{c}-", label=f"class {c + 1}")
+            ax.plot(tau, base.test_c[c], f"C{c}:", lw=0.9, label=f"class {c + 1}, baseline")
+            ax.plot([times[c].tau_gen], [times[c].min_error], "o", color=line.get_color(), ms=4)
+            if times[c].tau_mem is not None:
+                ax.axvline(times[c].tau_mem, color=line.get_color(), lw=0.7, ls="--")
+        ax.axhline(1.0, color="0.6", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_ylim(top=min(1.6, ax.get_ylim()[1]))
+        ax.set_ylabel(r"class test error $E^c_{test}$")
+        ax.set_title(f"{panel}: {_model_title(models[panel])}", fontsize=6.5)
+        ax.legend(fontsize=6.5)
+        if mse:
+            axm = axes[1, j]
+            for c in range(2):
+                axm.plot(tau, curves.mse_c[c], f"C{c}-", label=f"class {c + 1}")
+                axm.axvline(times[c].tau_gen, color=f"C{c}", lw=0.7, ls=":")
+            axm.set_xscale("log")
+            axm.set_yscale("log")
+            axm.set_ylabel(r"score MSE$_c$ = $(E^c_{test} - e^{-2t}\sigma_c^2/\Gamma_c^2)/\Delta_t$")
+            axm.set_xlabel(r"flow time $\tau = k\,\eta_e$")
+            axm.legend(fontsize=6.5)
+        else:
+            ax.set_xlabel(r"flow time $\tau = k\,\eta_e$")
+        numbers["panels"][panel] = {"model": models[panel].to_dict(),
+                                    "classes": [t.as_dict() for t in times],
+                                    "test_c": curves.test_c.tolist(),
+                                    **({"mse_c": curves.mse_c.tolist()} if mse else {})}
+    numbers["tau"] = tau.tolist()
+    numbers["baseline"] = {"classes": [t.as_dict() for t in class_times(flows["baseline"])],
+                           "test_c": base.test_c.tolist()}
+    what = ("Fig. 10: class test errors (top) and score MSEs (bottom); same minima and crossings"
+            if mse else "Fig. 3: class-specific timescales under three ablations (dotted: baseline)")
+    fig.suptitle(f"{what}. Exact RF matrices, d = {d}, p = {flows['baseline'].p}, "
+                 f"seeds {list(seeds)}; dots: $\\tau_{{gen}}$, dashed: $\\tau_{{mem}}$", fontsize=8)
+    params = {"models": {k: m.to_dict() for k, m in models.items()}, "d": d, "seeds": list(seeds),
+              "matrices": "exact"}
+    return _save(fig, Path(out_dir), name, numbers, params)
+
+
+def figure_fig3(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (100, 101, 102),
+                cache: bool = True) -> LearningFigure:
+    """Paper Fig. 3: class test errors under the variance, centroid-norm and weight ablations."""
+    d = (100 if full else 20) if d is None else d
+    return _fig3_like(out_dir, "fig3", d, seeds, cache, mse=False)
+
+
+def figure_fig10(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (100, 101, 102),
+                 cache: bool = True) -> LearningFigure:
+    """Paper Fig. 10: the test errors of Fig. 3 next to the class score MSEs (App. H)."""
+    d = (100 if full else 20) if d is None else d
+    return _fig3_like(out_dir, "fig10", d, seeds, cache, mse=True)
+
+
+def fig4_model(rho_1: float, t: float = 0.01) -> Model:
+    """Paper Fig. 4's mixture at weight rho_1 of the high-variance class (module docstring)."""
+    return Model("tanh", t, 60.0, 30.0, [rho_1, 1.0 - rho_1], [0.5, 0.25], [1.0, 1.0])
+
+
+def figure_fig4(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (100, 101),
+                rhos: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                cache: bool = True) -> LearningFigure:
+    """Paper Fig. 4: generalization and memorization gaps (class 2 minus class 1) against rho_1."""
+    d = (100 if full else 20) if d is None else d
+    rows = []
+    for r in rhos:
+        flow = model_flows(fig4_model(r), d, seeds, "exact", cache=cache, progress=True)[0]
+        times = class_times(flow)
+        gaps = time_gaps(times)
+        rows.append({"rho_1": r, "classes": [t.as_dict() for t in times],
+                     "gen_gap": gaps["gen"][0][1], "mem_gap": gaps["mem"][0][1]})
+    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    x = [r["rho_1"] for r in rows]
+    for ax, key, label in ((ax1, "gen_gap", r"$\tau^2_{gen} - \tau^1_{gen}$"),
+                           (ax2, "mem_gap", r"$\tau^2_{mem} - \tau^1_{mem}$")):
+        y = [np.nan if r[key] is None else r[key] for r in rows]
+        ax.plot(x, y, "C0-o", ms=4, label="theory (exact gradient flow)")
+        ax.axhline(0.0, color="0.6", lw=0.6)
+        ax.set_xlabel(r"$\rho_1$ (weight of the high-variance class, $\sigma_1^2 = 0.5$)")
+        ax.set_ylabel(f"{label} (flow time)")
+        ax.legend(fontsize=7)
+    ax1.set_title("generalization gap", fontsize=9)
+    ax2.set_title("memorization gap", fontsize=9)
+    fig.suptitle(f"Fig. 4: imbalance modulates the class gaps. {_model_title(fig4_model(0.5)).replace('(0.5, 0.5)', 'swept')}"
+                 f"; exact RF matrices, d = {d}, seeds {list(seeds)}", fontsize=8)
+    numbers = {"time_unit": TIME_UNIT, "d": d, "seeds": list(seeds), "rows": rows}
+    params = {"model": fig4_model(0.5).to_dict(), "rhos": list(rhos), "d": d, "seeds": list(seeds),
+              "matrices": "exact"}
+    return _save(fig, Path(out_dir), "fig4", numbers, params)
+
+
+#: name -> figure function (all take out_dir, d=, full=, seeds=, cache=).
+LEARNING_FIGURES = {"fig2a": figure_fig2a, "fig3": figure_fig3, "fig4": figure_fig4, "fig10": figure_fig10}
