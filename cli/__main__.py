@@ -25,6 +25,8 @@ COMMANDS = {
                "exact gradient-flow learning curves per class (train, test, score MSE) of a finite draw"),
     "hierarchy": ("diffmix.validation._learning:hierarchy_main",
                   "class generalization / memorization times and gaps (paper eq. (15))"),
+    "simulate": ("diffmix.gpu._cli:simulate_main",
+                 "gradient descent of the finite random-features model (PyTorch, CPU or CUDA)"),
 }
 
 

@@ -5,3 +5,11 @@ from ._finite import (FeatureCovariance, FiniteSize, GEPMatrices, centroids, cla
 
 __all__ = ["FeatureCovariance", "FiniteSize", "GEPMatrices", "centroids", "class_counts", "gep_matrices",
            "sample_mixture", "sample_weights", "true_feature_covariance"]
+
+# The finite-size gradient-descent simulator (dynamics.md §1-2, §6-7; issue 6 item 3).
+from ._population import PopulationMatrices, population_matrices
+from ._simulate import (GDResult, GDStepper, GDSystem, build_system, log_grid, quadratic_loss, run_seeds,
+                        simulate_gd)
+
+__all__ += ["PopulationMatrices", "population_matrices", "GDResult", "GDStepper", "GDSystem", "build_system",
+            "log_grid", "quadratic_loss", "run_seeds", "simulate_gd"]
