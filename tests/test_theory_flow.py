@@ -196,3 +196,23 @@ def test_gep_curves_against_the_notes_seed_means():
     tg = np.array([[t.tau_gen / p for t in class_times(f)] for f in flows])
     assert abs(tg[:, 0].mean() - 0.5862) <= 4 * 0.0042 / math.sqrt(len(seeds))
     assert abs(tg[:, 1].mean() - 1.253) <= 4 * 0.0099 / math.sqrt(len(seeds))
+
+
+def test_class_times_on_grid_against_the_continuous_times():
+    """Sampled curves (as GD logs are) give the refined times to within the grid's resolution."""
+    from diffmix.theory import class_times_on_grid
+    B, s2, U, V, pops, p, d = _system(seed=11)
+    flow = GradientFlow.from_matrices(U, V, _dense(pops), weights=[0.5, 0.5], delta_t=0.02)
+    exact = class_times(flow)
+    tau = np.geomspace(*flow.time_range(), 400)
+    sampled = class_times_on_grid(tau, flow.errors(tau).test_c)
+    step = tau[1] / tau[0]
+    for e, s in zip(exact, sampled):
+        assert abs(math.log(s["tau_gen"] / e.tau_gen)) < math.log(step)
+        assert s["min_error"] == pytest.approx(e.min_error, abs=1e-6)
+        if e.tau_mem is None:
+            assert s["tau_mem"] is None
+        else:
+            assert s["tau_mem"] == pytest.approx(e.tau_mem, rel=1e-3)
+    with pytest.raises(ValueError, match="tau"):
+        class_times_on_grid([0.0, 1.0, 2.0], np.ones((1, 3)))

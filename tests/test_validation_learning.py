@@ -128,3 +128,41 @@ def test_results_2_and_3_orderings_reported(tmp_path, capsys):
     gaps = {r["rho_1"]: r for r in res4.numbers["rows"]}
     # note: mem gap 7.1e4 at rho_1 = 0.3 and 2.6e4 at 0.8 (narrows as rho_1 grows)
     assert gaps[0.3]["mem_gap"] > gaps[0.8]["mem_gap"] > 0
+
+
+def test_gep_curves_approach_exact_curves_with_size():
+    """GEP-matrix curves against the exact-matrix curves of the same draws (dynamics.md §6, gep.md §2-4).
+
+    Centered tanh model psi_p = 4, psi_n = 2, t = 0.01, seeds 1-4 averaged, tau/p in [1e-2, 1e2].
+    Measured max |E_test^c(gep) - E_test^c(exact)| (class 1, class 2): d = 25: 0.20, 0.11; 50: 0.080,
+    0.043; 100: 0.055, 0.029; 200: 0.036, 0.020 -- the d^(-1/2) of the Gaussian row-norm spread
+    (gep.md §4). Asserted: the gap shrinks at every doubling, by a factor consistent with d^(-1/2).
+    """
+    from diffmix.theory import FlowAverage
+    model = CENTERED
+    gaps = []
+    for d in (25, 50, 100, 200):
+        gep = FlowAverage([gep_flow(model, d, seed=s, cache=False) for s in range(1, 5)])
+        exact = FlowAverage([exact_flow(model, d, seed=s, cache=False) for s in range(1, 5)])
+        tau = np.geomspace(1e-2, 1e2, 60) * gep.p
+        gaps.append(np.abs(gep.errors(tau).test_c - exact.errors(tau).test_c).max(axis=1))
+    gaps = np.array(gaps)                                   # (4 sizes, 2 classes)
+    assert np.all(np.diff(gaps, axis=0) < 0), gaps
+    slope = np.polyfit(np.log([25, 50, 100, 200]), np.log(gaps), 1)[0]
+    assert np.all((-0.9 < slope) & (slope < -0.35)), slope
+
+
+def test_gd_points_follow_the_flow(tmp_path):
+    """gd_curves (the figures' GD points) against exact_flow on the same draw (d = 8, p = 96, n = 48).
+
+    GD minus flow is the positive fresh-noise bias of dynamics.md §7, linear in eta_e: measured
+    max 1.5e-2 at eta_e = 1 and 3.4e-3 at eta_e = 0.25 (4 runs, tau <= 200). Asserted: positive
+    up to the run-to-run noise (> -2e-3), below 7e-3 at eta_e = 0.25.
+    """
+    from diffmix.validation._learning import GDOptions, gd_curves
+    model = Model("tanh", 0.01, 12.0, 6.0, [0.5, 0.5], [0.5, 0.25], [1.0, 1.0])
+    g = gd_curves(model, 8, (1,), 200.0, GDOptions(runs=4, eta_e=0.25, points=15))
+    flow = exact_flow(model, 8, seed=1, order=5, pop_order=40)
+    diff = np.array(g["test_c"]) - flow.errors(np.array(g["tau"])).test_c
+    assert -2e-3 < diff.min() and diff.max() < 7e-3, (diff.min(), diff.max())
+    assert len(g["times"]) == 2 and g["steps"] == 800

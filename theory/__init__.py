@@ -1,10 +1,10 @@
 """The Model (one frozen description of a mixture) and the formulas built on it."""
 
 from ._flow import (TIME_UNIT, ClassPopulation, ClassTimes, FlowAverage, GradientFlow, LearningCurves,
-                    cached_flow, class_times, flow_cache_dir, time_gaps)
+                    cached_flow, class_times, class_times_on_grid, flow_cache_dir, time_gaps)
 from ._gep import MixtureGEP, class_coefficients, mixture_gep
 from ._model import Model, ModelError, load_model, save_model
 
 __all__ = ["Model", "ModelError", "load_model", "save_model", "MixtureGEP", "class_coefficients",
            "mixture_gep", "TIME_UNIT", "ClassPopulation", "ClassTimes", "FlowAverage", "GradientFlow",
-           "LearningCurves", "cached_flow", "class_times", "flow_cache_dir", "time_gaps"]
+           "LearningCurves", "cached_flow", "class_times", "class_times_on_grid", "flow_cache_dir", "time_gaps"]

@@ -56,7 +56,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
 __all__ = ["TIME_UNIT", "ClassPopulation", "GradientFlow", "FlowAverage", "LearningCurves", "ClassTimes",
-           "class_times", "time_gaps", "cached_flow", "flow_cache_dir"]
+           "class_times", "class_times_on_grid", "time_gaps", "cached_flow", "flow_cache_dir"]
 
 #: The time unit of every curve and class time of this module (``dynamics.md`` §2).
 TIME_UNIT = "tau = k * eta_e (flow time; k gradient steps at eta = eta_e * d / Delta_t; dynamics.md §2)"
@@ -514,6 +514,40 @@ def class_times(flow: GradientFlow | FlowAverage, *, threshold: float = 1.0, fla
         out.append(ClassTimes(float(tau_gen), e_min, (float(flat[0]), float(flat[1])),
                               None if tau_mem is None else float(tau_mem), float(e_inf[c]),
                               float(threshold), float(flat_tol)))
+    return out
+
+
+def class_times_on_grid(tau, test_c, *, threshold: float = 1.0) -> list[dict]:
+    """Class times from sampled curves (e.g. gradient-descent logs), ``dynamics.md`` §5's algorithm.
+
+    tau_gen: the grid argmin, refined by a parabola through it and its neighbours in log tau (kept
+    inside the neighbours); tau_mem: the first upward crossing of ``threshold`` after the argmin,
+    by linear interpolation in log tau, or None when the sampled curve never crosses. Times must be
+    positive and increasing (drop tau = 0 first).
+    """
+    tau = np.asarray(tau, dtype=float)
+    E = np.atleast_2d(np.asarray(test_c, dtype=float))
+    if tau.ndim != 1 or tau.size < 3 or np.any(tau <= 0) or np.any(np.diff(tau) <= 0):
+        raise ValueError("tau: must be at least 3 positive increasing times")
+    if E.shape[1] != tau.size:
+        raise ValueError(f"test_c: must have {tau.size} columns like tau, got shape {E.shape}")
+    x = np.log(tau)
+    out = []
+    for e in E:
+        i = int(np.argmin(e))
+        t_gen, e_min = tau[i], float(e[i])
+        if 0 < i < tau.size - 1:
+            a, b, c = np.polyfit(x[i - 1:i + 2], e[i - 1:i + 2], 2)
+            if a > 0:
+                xs = min(max(-b / (2 * a), x[i - 1]), x[i + 1])
+                t_gen, e_min = math.exp(xs), float(min(e_min, a * xs * xs + b * xs + c))
+        t_mem = None
+        for j in range(i, tau.size - 1):
+            if e[j] < threshold <= e[j + 1]:
+                f = (threshold - e[j]) / (e[j + 1] - e[j])
+                t_mem = math.exp(x[j] + f * (x[j + 1] - x[j]))
+                break
+        out.append({"tau_gen": float(t_gen), "min_error": e_min, "tau_mem": t_mem})
     return out
 
 

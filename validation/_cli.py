@@ -155,6 +155,11 @@ def figure_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, help="learning figures: seeds averaged (defaults: fig2a 3, "
                         "fig3/fig10 3, fig4 2)")
     parser.add_argument("--no-cache", action="store_true", help="learning figures: ignore the flow cache")
+    parser.add_argument("--gd-runs", type=int, default=0,
+                        help="fig2a, fig4: add gradient-descent points, this many runs per seed (default 0: none)")
+    parser.add_argument("--gd-eta-e", type=float, default=1.0,
+                        help="fig2a, fig4: GD step eta_e in units of d/Delta_t (default 1.0)")
+    parser.add_argument("--device", default="cpu", help="fig2a, fig4: device of the GD runs (cpu or cuda)")
     parser.add_argument("--convention", help="fig2b: fixed-mean (default) or fixed-sigma1")
     parser.add_argument("--n-ratios", type=int, help="fig2b: variance ratios (default 40)")
     args = parser.parse_args(argv)
@@ -170,9 +175,15 @@ def figure_main(argv: list[str] | None = None) -> int:
             count = args.seeds if args.seeds is not None else (2 if args.name == "fig4" else 3)
             if count < 1:
                 raise ValueError(f"--seeds = {count}: must be >= 1")
+            if args.gd_runs < 0:
+                raise ValueError(f"--gd-runs = {args.gd_runs}: must be >= 0")
+            gd = None
+            if args.gd_runs:
+                from ._learning import GDOptions
+                gd = GDOptions(runs=args.gd_runs, eta_e=args.gd_eta_e, device=args.device)
             result = LEARNING_FIGURES[args.name](out, d=args.d, full=args.full,
                                                  seeds=tuple(range(first, first + count)),
-                                                 cache=not args.no_cache)
+                                                 cache=not args.no_cache, gd=gd)
             summary = f"d = {result.numbers['d']}, seeds {result.numbers['seeds']}"
         elif args.name == "fig8":
             if args.seeds is not None or args.no_cache:

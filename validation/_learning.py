@@ -41,12 +41,12 @@ from matplotlib.figure import Figure
 from diffmix._provenance import provenance, write_json_atomic
 from diffmix.derivations._codegen import write_atomic
 from diffmix.theory import (TIME_UNIT, FlowAverage, Model, ModelError, class_coefficients, class_times,
-                            load_model, time_gaps)
+                            class_times_on_grid, load_model, time_gaps)
 
 from ._curves import exact_flow, gep_flow
 
 __all__ = ["default_matrices", "model_flows", "hierarchy", "curves_main", "hierarchy_main",
-           "figure_fig2a", "figure_fig3", "figure_fig4", "figure_fig10", "fig3_models", "fig4_model",
+           "figure_fig2a", "figure_fig3", "GDOptions", "gd_curves", "figure_fig4", "figure_fig10", "fig3_models", "fig4_model",
            "LEARNING_FIGURES"]
 
 _MU0_TOL = 1e-12
@@ -252,6 +252,47 @@ def curves_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- gradient descent
+
+
+@dataclass(frozen=True)
+class GDOptions:
+    """Gradient-descent points on a figure: ``runs`` noise streams per seed at step ``eta_e``
+    (units d / Delta_t; the paper's 5e-5 is far too small to reach tau_mem at reduced size, so the
+    figures use 1.0 by default, whose fresh-noise bias is ~1e-3 in E, ``dynamics.md`` §7),
+    ``points`` log-spaced logged steps, on ``device``."""
+
+    runs: int = 4
+    eta_e: float = 1.0
+    points: int = 40
+    device: str = "cpu"
+
+    def as_dict(self) -> dict:
+        return {"runs": self.runs, "eta_e": self.eta_e, "points": self.points, "device": self.device}
+
+
+def gd_curves(model: Model, d: int, seeds: Sequence[int], tau_max: float, gd: GDOptions) -> dict:
+    """Mean gradient-descent curves over ``seeds`` x ``gd.runs`` (exact-matrix evaluation) up to tau_max.
+
+    The random-features model is trained on its real features (:func:`diffmix.gpu.simulate_gd`);
+    its losses are evaluated exactly by the quadratic form with the exact-in-noise matrices of the
+    same draw, so the points are comparable with :func:`exact_flow` of the same seeds.
+    """
+    from diffmix.gpu import build_system, simulate_gd
+    steps = max(10, int(math.ceil(tau_max / gd.eta_e)))
+    results = []
+    for s in seeds:
+        system = build_system(model, d, seed=s, matrices="exact", device=gd.device)
+        results.append(simulate_gd(system, steps=steps, runs=gd.runs, eta_e=gd.eta_e, noise_seed=1000 + s,
+                                   log_points=gd.points, progress=True))
+    tau = results[0].tau
+    keep = tau > 0
+    test_c = np.mean([np.asarray(r.test_c_mean) for r in results], axis=0)[:, keep]
+    train = np.mean([np.asarray(r.train_mean) for r in results], axis=0)[keep]
+    return {"tau": tau[keep].tolist(), "train": train.tolist(), "test_c": test_c.tolist(),
+            "times": class_times_on_grid(tau[keep], test_c), "steps": steps, **gd.as_dict()}
+
+
 # ---------------------------------------------------------------------- figures
 
 
@@ -287,12 +328,13 @@ FIG2_MODEL = Model("tanh", 0.001, 60.0, 30.0, [0.5, 0.5], [0.5, 0.25])
 
 
 def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (1, 2, 3),
-                 cache: bool = True) -> LearningFigure:
+                 cache: bool = True, gd: GDOptions | None = None) -> LearningFigure:
     """Paper Fig. 2a: the spectrum of U_gep with its three edges, and the train / test curves
     with the timescales tau_gen, tau_mem, tau_final they predict (converted to flow time by
     tau = p / (2 lambda), ``dynamics.md`` §2). Theory: density and edges from the spectral
     equations; analytic train error (paper eq. (134)); finite size: gradient flow on sampled GEP
-    matrices averaged over ``seeds`` (d = 20 by default, 100 with ``full``)."""
+    matrices averaged over ``seeds`` (d = 20 by default, 100 with ``full``); with ``gd``, gradient
+    descent of the random-features model on the same seeds up to 3 tau_mem (:func:`gd_curves`)."""
     from diffmix.solvers import SpectralParams, find_edges
     from diffmix.solvers._train_error import train_error_analytic
     from ._figures import draw_density
@@ -320,6 +362,13 @@ def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Se
     ax2.plot(tau, curves.test, "C3-", lw=1.2, label=f"test (mixture), GEP d = {d}")
     for c in range(curves.test_c.shape[0]):
         ax2.plot(tau, curves.test_c[c], f"C{c}--", lw=0.9, label=f"test, class {c + 1}")
+    gd_numbers = None
+    if gd is not None:
+        gd_numbers = gd_curves(model, d, seeds, 3.0 * marks.get("tau_mem", tau[-1] / 100), gd)
+        ax2.plot(gd_numbers["tau"], gd_numbers["train"], "kx", ms=4,
+                 label=f"train, GD ({gd.runs} runs x {len(list(seeds))} seeds, $\\eta_e$ = {gd.eta_e:g})")
+        for c, e in enumerate(gd_numbers["test_c"]):
+            ax2.plot(gd_numbers["tau"], e, f"C{c}x", ms=4, label=f"test class {c + 1}, GD")
     for (name, val), ls in zip(marks.items(), ("-", "--", ":")):
         ax2.axvline(val, color="0.4", lw=0.8, ls=ls, label=f"{name} = p/(2$\\lambda$) = {val:.3g}")
     ax2.set_xscale("log")
@@ -333,8 +382,9 @@ def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Se
                {k: (None if v is None else (float(v) if not isinstance(v, str) else v)) for k, v in ts.items()},
                "timescales_flow_time": marks, "tau": tau.tolist(), "train_analytic": analytic.train.tolist(),
                "train_gep": curves.train.tolist(), "test_gep": curves.test.tolist(),
-               "test_c_gep": curves.test_c.tolist(), "d": d, "p": p, "seeds": list(seeds)}
-    params = {"model": model.to_dict(), "d": d, "seeds": list(seeds), "matrices": kind, "full": full}
+               "test_c_gep": curves.test_c.tolist(), "d": d, "p": p, "seeds": list(seeds), "gd": gd_numbers}
+    params = {"model": model.to_dict(), "d": d, "seeds": list(seeds), "matrices": kind, "full": full,
+              "gd": None if gd is None else gd.as_dict()}
     return _save(fig, Path(out_dir), "fig2a", numbers, params)
 
 
@@ -410,15 +460,20 @@ def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool) -> LearningFigure:
 
 
 def figure_fig3(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (100, 101, 102),
-                cache: bool = True) -> LearningFigure:
-    """Paper Fig. 3: class test errors under the variance, centroid-norm and weight ablations."""
+                cache: bool = True, gd: GDOptions | None = None) -> LearningFigure:
+    """Paper Fig. 3: class test errors under the variance, centroid-norm and weight ablations
+    (theory only, as in the paper)."""
+    if gd is not None:
+        raise ValueError("gd: Fig. 3 has no gradient-descent points (fig2a and fig4 do)")
     d = (100 if full else 20) if d is None else d
     return _fig3_like(out_dir, "fig3", d, seeds, cache, mse=False)
 
 
 def figure_fig10(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (100, 101, 102),
-                 cache: bool = True) -> LearningFigure:
+                 cache: bool = True, gd: GDOptions | None = None) -> LearningFigure:
     """Paper Fig. 10: the test errors of Fig. 3 next to the class score MSEs (App. H)."""
+    if gd is not None:
+        raise ValueError("gd: Fig. 10 has no gradient-descent points (fig2a and fig4 do)")
     d = (100 if full else 20) if d is None else d
     return _fig3_like(out_dir, "fig10", d, seeds, cache, mse=True)
 
@@ -430,16 +485,26 @@ def fig4_model(rho_1: float, t: float = 0.01) -> Model:
 
 def figure_fig4(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (100, 101),
                 rhos: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-                cache: bool = True) -> LearningFigure:
-    """Paper Fig. 4: generalization and memorization gaps (class 2 minus class 1) against rho_1."""
+                cache: bool = True, gd: GDOptions | None = None) -> LearningFigure:
+    """Paper Fig. 4: generalization and memorization gaps (class 2 minus class 1) against rho_1;
+    with ``gd``, the gaps of gradient-descent curves of the same seeds (crosses, as in the paper),
+    times read off the logged curves (:func:`diffmix.theory.class_times_on_grid`)."""
     d = (100 if full else 20) if d is None else d
     rows = []
     for r in rhos:
         flow = model_flows(fig4_model(r), d, seeds, "exact", cache=cache, progress=True)[0]
         times = class_times(flow)
         gaps = time_gaps(times)
-        rows.append({"rho_1": r, "classes": [t.as_dict() for t in times],
-                     "gen_gap": gaps["gen"][0][1], "mem_gap": gaps["mem"][0][1]})
+        row = {"rho_1": r, "classes": [t.as_dict() for t in times],
+               "gen_gap": gaps["gen"][0][1], "mem_gap": gaps["mem"][0][1]}
+        if gd is not None:
+            t_end = max(t.tau_mem or t.tau_gen for t in times) * 1.5
+            g = gd_curves(fig4_model(r), d, seeds, t_end, gd)
+            gt = g["times"]
+            row["gd"] = {"times": gt, "gen_gap": gt[1]["tau_gen"] - gt[0]["tau_gen"],
+                         "mem_gap": None if None in (gt[0]["tau_mem"], gt[1]["tau_mem"])
+                         else gt[1]["tau_mem"] - gt[0]["tau_mem"], "steps": g["steps"]}
+        rows.append(row)
     fig = Figure(figsize=(10.0, 4.2), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     x = [r["rho_1"] for r in rows]
@@ -447,6 +512,10 @@ def figure_fig4(out_dir, *, d: int | None = None, full: bool = False, seeds: Seq
                            (ax2, "mem_gap", r"$\tau^2_{mem} - \tau^1_{mem}$")):
         y = [np.nan if r[key] is None else r[key] for r in rows]
         ax.plot(x, y, "C0-o", ms=4, label="theory (exact gradient flow)")
+        if gd is not None:
+            yg = [np.nan if r["gd"][key] is None else r["gd"][key] for r in rows]
+            ax.plot(x, yg, "C3x", ms=7, mew=1.5,
+                    label=f"gradient descent ({gd.runs} runs x {len(list(seeds))} seeds, $\\eta_e$ = {gd.eta_e:g})")
         ax.axhline(0.0, color="0.6", lw=0.6)
         ax.set_xlabel(r"$\rho_1$ (weight of the high-variance class, $\sigma_1^2 = 0.5$)")
         ax.set_ylabel(f"{label} (flow time)")
@@ -457,7 +526,7 @@ def figure_fig4(out_dir, *, d: int | None = None, full: bool = False, seeds: Seq
                  f"; exact RF matrices, d = {d}, seeds {list(seeds)}", fontsize=8)
     numbers = {"time_unit": TIME_UNIT, "d": d, "seeds": list(seeds), "rows": rows}
     params = {"model": fig4_model(0.5).to_dict(), "rhos": list(rhos), "d": d, "seeds": list(seeds),
-              "matrices": "exact"}
+              "matrices": "exact", "gd": None if gd is None else gd.as_dict()}
     return _save(fig, Path(out_dir), "fig4", numbers, params)
 
 
