@@ -353,29 +353,36 @@ def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Se
     ts = spec.timescales
     marks = {k: p / 2.0 * float(ts[k]) for k in ("tau_gen", "tau_mem", "tau_final") if ts.get(k) is not None}
 
-    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
+    fig = Figure(figsize=(15.0, 4.6), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
     draw_density(ax1, TheoryCDF.from_spectrum(spec, 400))
     ax1.set_title("spectrum of $U_{gep}$ (theory); edges marked", fontsize=8)
-    ax2.plot(tau, analytic.train, "k-", lw=1.5, label="train, analytic (eq. 134)")
-    ax2.plot(tau, curves.train, "k:", lw=1.2, label=f"train, GEP d = {d}")
-    ax2.plot(tau, curves.test, "C3-", lw=1.2, label=f"test (mixture), GEP d = {d}")
-    for c in range(curves.test_c.shape[0]):
-        ax2.plot(tau, curves.test_c[c], f"C{c}--", lw=0.9, label=f"test, class {c + 1}")
     gd_numbers = None
     if gd is not None:
         gd_numbers = gd_curves(model, d, seeds, 3.0 * marks.get("tau_mem", tau[-1] / 100), gd)
-        ax2.plot(gd_numbers["tau"], gd_numbers["train"], "kx", ms=4,
-                 label=f"train, GD ({gd.runs} runs x {len(list(seeds))} seeds, $\\eta_e$ = {gd.eta_e:g})")
-        for c, e in enumerate(gd_numbers["test_c"]):
-            ax2.plot(gd_numbers["tau"], e, f"C{c}x", ms=4, label=f"test class {c + 1}, GD")
-    for (name, val), ls in zip(marks.items(), ("-", "--", ":")):
-        ax2.axvline(val, color="0.4", lw=0.8, ls=ls, label=f"{name} = p/(2$\\lambda$) = {val:.3g}")
-    ax2.set_xscale("log")
+    zoom_hi = 3.0 * marks.get("tau_mem", tau[-1] / 100)
+    for ax, zoom in ((ax2, False), (ax3, True)):
+        sel = tau <= zoom_hi if zoom else slice(None)
+        ax.plot(tau[sel], analytic.train[sel], "k-", lw=1.5, label="train, analytic (eq. 134)")
+        ax.plot(tau[sel], curves.train[sel], "k:", lw=1.2, label=f"train, GEP d = {d}")
+        ax.plot(tau[sel], curves.test[sel], "C3-", lw=1.2, label=f"test (mixture), GEP d = {d}")
+        for c in range(curves.test_c.shape[0]):
+            ax.plot(tau[sel], curves.test_c[c][sel], f"C{c}--", lw=0.9, label=f"test, class {c + 1}")
+        if gd_numbers is not None:
+            ax.plot(gd_numbers["tau"], gd_numbers["train"], "kx", ms=4,
+                    label=f"train, GD ({gd.runs} runs x {len(list(seeds))} seeds, $\\eta_e$ = {gd.eta_e:g})")
+            for c, e in enumerate(gd_numbers["test_c"]):
+                ax.plot(gd_numbers["tau"], e, f"C{c}x", ms=4, label=f"test class {c + 1}, GD")
+        for (name, val), ls in zip(marks.items(), ("-", "--", ":")):
+            if not zoom or val <= zoom_hi:
+                ax.axvline(val, color="0.4", lw=0.8, ls=ls, label=f"{name} = p/(2$\\lambda$) = {val:.3g}")
+        ax.set_xscale("log")
+        ax.set_xlabel(r"flow time $\tau = k\,\eta_e$ (paper's axis: $\tau/\eta_e$ = steps)")
+        ax.set_ylabel("error (1 at initialization)")
     ax2.set_yscale("log")
-    ax2.set_xlabel(r"flow time $\tau = k\,\eta_e$ (paper's axis: $\tau/\eta_e$ = steps)")
-    ax2.set_ylabel("error (1 at initialization)")
-    ax2.legend(fontsize=6.5)
+    ax2.set_title("whole training (log scale)", fontsize=8)
+    ax3.set_title(r"zoom: up to 3 $\tau_{mem}$ (linear scale)", fontsize=8)
+    ax3.legend(fontsize=6)
     fig.suptitle(f"Fig. 2a: spectral edges set the learning phases. {_model_title(model)}; "
                  f"{len(list(seeds))} seeds, p = {p}", fontsize=8)
     numbers = {"time_unit": TIME_UNIT, "edges": spec.edges, "timescales_1_over_lambda":
