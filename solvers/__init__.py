@@ -1,12 +1,13 @@
 """Continuation solvers for resolvents and densities, spectral edges, mpmath polish."""
-from ._asymptotics import rightmost_edges_asymptotic
 from ._asymptotics import (leftmost_edges_asymptotic, memorization_edge_asymptotic,
-                           timescales_asymptotic)
+                           rightmost_edges_asymptotic, timescales_asymptotic)
 from ._continuation import EdgePath, edge_path
 from ._resolvent import ResolventResult, SpectralParams, solve_resolvent, stieltjes
 from ._spectrum import (Bulk, Edge, Spectrum, density_on_bulks, find_edges, polish_edge, spectrum,
                         timescales)
+from ._train_error import AnalyticTrainError, train_error_analytic
 
 __all__ = ["ResolventResult", "SpectralParams", "solve_resolvent", "stieltjes", "Bulk", "Edge", "Spectrum",
-           "density_on_bulks", "find_edges", "polish_edge", "spectrum", "timescales", "EdgePath", "edge_path", "rightmost_edges_asymptotic",
-           "memorization_edge_asymptotic", "leftmost_edges_asymptotic", "timescales_asymptotic"]
+           "density_on_bulks", "find_edges", "polish_edge", "spectrum", "timescales", "EdgePath", "edge_path",
+           "rightmost_edges_asymptotic", "memorization_edge_asymptotic", "leftmost_edges_asymptotic",
+           "timescales_asymptotic", "AnalyticTrainError", "train_error_analytic"]
