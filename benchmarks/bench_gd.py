@@ -58,10 +58,11 @@ def baseline_numpy(W: np.ndarray, X0: np.ndarray, t: float, steps: int) -> float
     return (time.perf_counter() - start) / steps
 
 
-def time_stepper(W, X0, runs: int, steps: int, feature_dtype) -> float:
+def time_stepper(W, X0, runs: int, steps: int, feature_dtype, allow_tf32: bool = False) -> float:
     """Seconds per step of GDStepper (all runs together) on W's device."""
     from diffmix.gpu import GDStepper
-    stepper = GDStepper(model(), W, X0, runs=runs, eta_e=ETA_E, noise_seed=0, feature_dtype=feature_dtype)
+    stepper = GDStepper(model(), W, X0, runs=runs, eta_e=ETA_E, noise_seed=0, feature_dtype=feature_dtype,
+                        allow_tf32=allow_tf32)
     cuda = W.device.type == "cuda"
     stepper.step()
     if cuda:
@@ -108,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CUDA: {torch.cuda.get_device_name(0)}")
         Wc, Xc = W.to("cuda"), X0.to("cuda")
         for runs in sorted({1, args.runs}):
-            for label, feature_dtype in (("float64", None), ("float32 features", torch.float32)):
-                seconds = time_stepper(Wc, Xc, runs, args.gpu_steps, feature_dtype)
+            for label, feature_dtype, tf32 in (("float64", None, False), ("float32 features", torch.float32, False),
+                                               ("float32 features + TF32", torch.float32, True)):
+                seconds = time_stepper(Wc, Xc, runs, args.gpu_steps, feature_dtype, tf32)
                 report(f"GDStepper cuda {label}", runs, seconds, baseline)
     else:
         print("CUDA: not available (CPU variants only)")

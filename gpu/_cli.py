@@ -103,6 +103,8 @@ def simulate_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--normalize-rows", action="store_true", help="rows of W of norm sqrt(d)")
     parser.add_argument("--float32-features", action="store_true",
                         help="features and noise in float32, A in float64 (faster on a GPU)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="with --float32-features on CUDA: TF32 tensor-core matrix products (faster, 10-bit mantissas)")
     parser.add_argument("--out", metavar="DIR",
                         help="write curves.csv, result.json, provenance.json and checkpoint.pt here")
     parser.add_argument("--checkpoint-every", type=int, metavar="K",
@@ -125,6 +127,7 @@ def simulate_main(argv: list[str] | None = None) -> int:
         result = simulate_gd(system, steps=args.steps, runs=args.runs, eta_e=args.eta_e, noise_seed=noise_seed,
                              log_points=args.log_points,
                              feature_dtype=torch.float32 if args.float32_features else None,
+                             allow_tf32=args.tf32,
                              out=args.out, checkpoint_every=checkpoint_every, resume=args.resume,
                              stop_at=args.stop_at, progress=not args.no_progress)
     except (ValueError, ModelError) as exc:

@@ -479,3 +479,12 @@ def test_cuda_gd_converges_to_gradient_flow(gd_system, tmp_path):
     simulate_gd(system, out=tmp_path / "part", stop_at=77, **kwargs)
     resumed = simulate_gd(system, out=tmp_path / "part", resume=True, **kwargs)
     assert np.array_equal(resumed.train, full.train) and np.array_equal(resumed.test_c, full.test_c)
+
+
+def test_tf32_needs_float32_features_on_cuda():
+    from diffmix.gpu import GDStepper, sample_mixture, sample_weights
+    m = Model("tanh", 0.01, 3.0, 2.0, [0.5, 0.5], [0.5, 0.25])
+    W = sample_weights(6, 2, generator=torch.Generator().manual_seed(0))
+    X0, _ = sample_mixture(m, 2, 4, seed=1)
+    with pytest.raises(ValueError, match="allow_tf32"):
+        GDStepper(m, W, X0, runs=1, eta_e=0.1, noise_seed=0, feature_dtype=torch.float32, allow_tf32=True)
