@@ -25,6 +25,8 @@ COMMANDS = {
                "exact gradient-flow learning curves per class (train, test, score MSE) of a finite draw"),
     "hierarchy": ("diffmix.validation._learning:hierarchy_main",
                   "class generalization / memorization times and gaps (paper eq. (15))"),
+    "speciation": ("diffmix.theory._speciation_cli:speciation_main",
+                   "class speciation times (per class and per mode of M = sum rho_c mu_c mu_c^T) at dimension d"),
     "simulate": ("diffmix.gpu._cli:simulate_main",
                  "gradient descent of the finite random-features model (PyTorch, CPU or CUDA)"),
 }

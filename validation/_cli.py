@@ -17,7 +17,7 @@ from ._figures import _model_text, draw_density, figure_fig2b, figure_fig8
 from ._spectrum import TheoryCDF, compare_with_diagonalization
 
 _ERRORS = (ModelError, ValueError, ArithmeticError, OSError)
-_FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10")
+_FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10", "fig1")
 _LEARNING = ("fig2a", "fig3", "fig4", "fig10")
 
 
@@ -144,7 +144,8 @@ def figure_main(argv: list[str] | None = None) -> int:
                     "matrix, Fig. 2 mixture at t = 0.01), fig2b (windows W_gen, W_mem against "
                     "the variance ratio), fig2a (spectrum and learning phases), fig3 (class test "
                     "errors under three ablations), fig4 (class gaps against imbalance), fig10 "
-                    "(test errors and score MSEs). Writes PNG, PDF, the numbers and provenance.json.")
+                    "(test errors and score MSEs), fig1 (speciation: RMS overlaps against t / log d). Writes PNG, PDF, "
+                    "the numbers and provenance.json.")
     parser.add_argument("name", help=f"figure: {', '.join(_FIGURES)}")
     parser.add_argument("--out", metavar="DIR", help="output folder (default out/figures/NAME)")
     parser.add_argument("--full", action="store_true",
@@ -167,7 +168,14 @@ def figure_main(argv: list[str] | None = None) -> int:
         if args.name not in _FIGURES:
             raise ValueError(f"unknown figure {args.name!r} (figures: {', '.join(_FIGURES)})")
         out = Path(args.out) if args.out is not None else Path("out", "figures", args.name)
-        if args.name in _LEARNING:
+        if args.name == "fig1":
+            if any(v is not None for v in (args.convention, args.n_ratios, args.d, args.seed, args.seeds)) \
+                    or args.gd_runs or args.no_cache:
+                raise ValueError("fig1 takes --out and --full only")
+            from ._speciation import figure_fig1
+            result = figure_fig1(out, full=args.full)
+            summary = "RMS overlaps of the projected centroids with the top eigenvectors of U_gep"
+        elif args.name in _LEARNING:
             from ._learning import LEARNING_FIGURES
             if args.convention is not None or args.n_ratios is not None:
                 raise ValueError("--convention and --n-ratios apply to fig2b only")
