@@ -8,10 +8,11 @@ Only this package imports SymPy at run time.
 from ._activations import BUILTIN_ACTIVATIONS, Activation, parse_activation
 from ._coefficients import (GEPCoefficientArrays, GEPCoefficients, QuadratureError,
                             centered_coefficients, centered_coefficients_array)
+from ._neuron import NeuronCoefficients, neuron_coefficients
 from ._kernels import (GENERATED_DIR, cache_dir, emit, emit_spectral, load_kernels, load_spectral,
                        module_texts, spectral_texts)
 
 __all__ = ["BUILTIN_ACTIVATIONS", "Activation", "parse_activation", "GEPCoefficientArrays",
            "GEPCoefficients", "QuadratureError", "centered_coefficients",
-           "centered_coefficients_array", "GENERATED_DIR", "cache_dir", "emit", "emit_spectral",
+           "centered_coefficients_array", "NeuronCoefficients", "neuron_coefficients", "GENERATED_DIR", "cache_dir", "emit", "emit_spectral",
            "load_kernels", "load_spectral", "module_texts", "spectral_texts"]

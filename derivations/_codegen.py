@@ -19,7 +19,7 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.pycode import MpmathPrinter, PythonCodePrinter
 
-__all__ = ["AsinMinusX", "SinMinusXCos", "KernelFunction", "render_module", "write_atomic",
+__all__ = ["AsinMinusX", "NormalCdf", "SinMinusXCos", "KernelFunction", "render_module", "write_atomic",
            "TEMPLATE_VERSION"]
 
 #: Bumped whenever the emitted text changes for the same expressions.
@@ -52,6 +52,20 @@ class SinMinusXCos(sp.Function):
         return sp.sin(theta) - theta * sp.cos(theta)
 
 
+class NormalCdf(sp.Function):
+    """Phi(s) = erfc(-s / sqrt 2) / 2, printed so (SymPy would rewrite erfc(-y) as 2 - erfc(y),
+    which loses every digit of Phi(s) for s << 0)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        s = self.args[0]
+        return sp.exp(-s**2 / 2) / sp.sqrt(2 * sp.pi)
+
+    def _eval_rewrite_as_erfc(self, s, **kwargs):
+        return sp.erfc(-s / sp.sqrt(2)) / 2
+
+
 class _F64Printer(PythonCodePrinter):
     def __init__(self):
         super().__init__({"fully_qualified_modules": True, "standard": "python3"})
@@ -62,6 +76,9 @@ class _F64Printer(PythonCodePrinter):
     def _print_SinMinusXCos(self, expr):
         return f"_sin_minus_xcos({self._print(expr.args[0])})"
 
+    def _print_NormalCdf(self, expr):
+        return f"(0.5 * math.erfc(-0.7071067811865476 * ({self._print(expr.args[0])})))"
+
 
 
 class _MpPrinter(MpmathPrinter):
@@ -70,6 +87,9 @@ class _MpPrinter(MpmathPrinter):
 
     def _print_SinMinusXCos(self, expr):
         return f"_sin_minus_xcos({self._print(expr.args[0])})"
+
+    def _print_NormalCdf(self, expr):
+        return f"(mpmath.erfc(-({self._print(expr.args[0])}) / mpmath.sqrt(2)) / 2)"
 
 
 _F64_PREAMBLE = '''\

@@ -43,6 +43,7 @@ import sympy as sp
 
 from ._activations import X, Activation
 from ._codegen import AsinMinusX, KernelFunction, SinMinusXCos
+from ._neuron_gep import neuron_kernel_functions
 
 __all__ = ["COEFFICIENTS", "closed_forms", "kernel_functions"]
 
@@ -241,4 +242,6 @@ def kernel_functions(activation: Activation) -> tuple[list[KernelFunction], str]
              f"CLOSED_STABLE = {tuple(n for n in COEFFICIENTS if n in stable)!r}\n"
              f"SMOOTH = {activation.smooth!r}\n"
              f"ODD = {activation.odd!r}\n")
-    return fns, extra
+    # Per-neuron coefficients with a mean (extensive centroids): derived in ._neuron_gep.
+    neuron_fns, neuron_extra = neuron_kernel_functions(activation)
+    return fns + neuron_fns, extra + neuron_extra

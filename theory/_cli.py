@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from diffmix.derivations import QuadratureError, centered_coefficients, parse_activation
+from diffmix.derivations import (QuadratureError, centered_coefficients, neuron_coefficients,
+                                 parse_activation)
 
 from ._gep import class_coefficients
 from ._model import ModelError, load_model
@@ -43,6 +44,12 @@ def coefficients_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t", type=_number, help="diffusion time, > 0 (with --activation)")
     parser.add_argument("--variance", type=_number,
                         help="per-coordinate class variance sigma^2, > 0 (with --activation)")
+    parser.add_argument("--mean", type=_number,
+                        help="pre-activation data mean m of one neuron, INCLUDING e^{-t} "
+                             "(speciation.md section 1.1; with --activation): per-neuron "
+                             "coefficients of an extensive centroid")
+    parser.add_argument("--row-norm", type=_number, dest="row_norm",
+                        help="row norm factor r = ||w_i||/sqrt(d), > 0 (with --mean; default 1)")
     parser.add_argument("--dps", type=int, help="decimal digits (mpmath); default float64")
     parser.add_argument("--method", default="auto", choices=("auto", "closed", "quadrature"))
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -52,6 +59,8 @@ def coefficients_main(argv: list[str] | None = None) -> int:
         if args.model is not None:
             if args.t is not None or args.variance is not None:
                 raise ValueError("--t and --variance are taken from the model file with --model")
+            if args.mean is not None or args.row_norm is not None:
+                raise ValueError("--mean and --row-norm go with --activation, not --model")
             model = load_model(args.model)
             coeffs = class_coefficients(model, dps=args.dps, method=args.method)
         else:
@@ -67,7 +76,18 @@ def coefficients_main(argv: list[str] | None = None) -> int:
             for name, value in (("t", args.t), ("variance", args.variance)):
                 if not float(value) > 0 or float(value) == float("inf"):
                     raise ValueError(f"--{name} = {value}: must be a finite number > 0")
-            coeffs = (centered_coefficients(act, t, var, dps=args.dps, method=args.method),)
+            if args.row_norm is not None and args.mean is None:
+                raise ValueError("--row-norm needs --mean")
+            if args.mean is not None:
+                if not abs(float(args.mean)) < float("inf"):
+                    raise ValueError(f"--mean = {args.mean}: must be a finite number")
+                r = 1.0 if args.row_norm is None else float(args.row_norm)
+                if not 0 < r < float("inf"):
+                    raise ValueError(f"--row-norm = {args.row_norm}: must be a finite number > 0")
+                coeffs = (neuron_coefficients(act, t, var, float(args.mean), row_norm=r,
+                                              dps=args.dps, method=args.method),)
+            else:
+                coeffs = (centered_coefficients(act, t, var, dps=args.dps, method=args.method),)
     except (ValueError, ModelError, QuadratureError) as exc:
         print(f"{prog} {exc}", file=sys.stderr)
         return 2
@@ -79,6 +99,7 @@ def coefficients_main(argv: list[str] | None = None) -> int:
     else:
         for i, c in enumerate(coeffs):
             head = f"class {i}: " if args.model is not None else ""
+            mean = f", mean = {c.mean!r}, row_norm = {c.row_norm!r}" if hasattr(c, "mean") else ""
             _print_text(c, f"{head}activation {c.activation}, t = {c.t!r}, "
-                           f"variance = {c.variance!r}" + (f", {c.dps} digits" if c.dps else ""))
+                           f"variance = {c.variance!r}{mean}" + (f", {c.dps} digits" if c.dps else ""))
     return 0
