@@ -216,3 +216,19 @@ def test_class_times_on_grid_against_the_continuous_times():
             assert s["tau_mem"] == pytest.approx(e.tau_mem, rel=1e-3)
     with pytest.raises(ValueError, match="tau"):
         class_times_on_grid([0.0, 1.0, 2.0], np.ones((1, 3)))
+
+
+def test_discrete_gd_mean_with_oscillating_modes():
+    """1 <= 2 eta_e lambda / p < 2: the mean iterate oscillates but converges; still exact."""
+    B, s2, U, V, pops, p, d = _system(seed=5)
+    delta = 0.05
+    flow = GradientFlow.from_matrices(U, V, _dense(pops), weights=[0.5, 0.5], delta_t=delta)
+    eta_e = 0.75 * p / flow.lam.max()             # top mode: 2 eta_e lambda / p = 1.5
+    A = np.zeros((d, p))
+    for _ in range(31):
+        A = A @ (np.eye(p) - 2 * eta_e * U / p) - 2 * eta_e / math.sqrt(p * delta) * V.T
+    got = flow.errors([31 * eta_e], eta_e=eta_e)
+    assert np.isfinite(got.train[0])
+    assert got.train[0] == pytest.approx(_loss(A, U, V, p, d, delta), rel=1e-10)
+    with pytest.raises(ValueError, match="whole number"):
+        flow.errors([30.5 * eta_e], eta_e=eta_e)

@@ -263,7 +263,14 @@ class GradientFlow:
             raise ValueError(f"eta_e = {eta_e}: discrete GD diverges (needs eta_e < p / lambda_max = "
                              f"{self.p / self.lam.max():.4g})")
         k = tau / eta_e
-        return -np.expm1(np.outer(k, np.log1p(-step))) / self.lam
+        if np.all(step < 1.0):
+            return -np.expm1(np.outer(k, np.log1p(-step))) / self.lam
+        # 1 <= step < 2: the factor 1 - step is negative (the iterate oscillates but converges);
+        # (1 - step)^k is defined for whole numbers of steps only.
+        if np.any(np.abs(k - np.round(k)) > 1e-9 * np.maximum(k, 1.0)):
+            raise ValueError(f"tau: with eta_e = {eta_e} some modes oscillate (2 eta_e lambda / p >= 1); "
+                             "tau must then be a whole number of steps times eta_e")
+        return (1.0 - np.power(1.0 - step[None, :], np.round(k)[:, None])) / self.lam
 
     def _quadratic(self, F: np.ndarray) -> np.ndarray:
         """(C, T): F^T H_c F for each class, H_c = (X X^T) o N_c (``dynamics.md`` §11)."""
