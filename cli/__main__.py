@@ -27,6 +27,8 @@ COMMANDS = {
                   "class generalization / memorization times and gaps (paper eq. (15))"),
     "speciation": ("diffmix.theory._speciation_cli:speciation_main",
                    "class speciation times (per class and per mode of M = sum rho_c mu_c mu_c^T) at dimension d"),
+    "fmnist": ("diffmix.gpu._fmnist_cli:fmnist_main",
+               "Fashion-MNIST class statistics (variance, centroid norm, cosine to Sneaker) of the training set"),
     "simulate": ("diffmix.gpu._cli:simulate_main",
                  "gradient descent of the finite random-features model (PyTorch, CPU or CUDA)"),
 }

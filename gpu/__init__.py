@@ -13,3 +13,10 @@ from ._simulate import (GDResult, GDStepper, GDSystem, build_system, log_grid, q
 
 __all__ += ["PopulationMatrices", "population_matrices", "GDResult", "GDStepper", "GDSystem", "build_system",
             "log_grid", "quadratic_loss", "run_seeds", "simulate_gd"]
+
+# Fashion-MNIST: loader, class statistics, Sneaker-partner pair subsets and their Models (issue 8 item 1).
+from ._fmnist import (ClassStatistics, FashionMNIST, FashionMNISTError, PairSubset, class_statistics,
+                      load_fashion_mnist, pair_model, pair_subset)
+
+__all__ += ["ClassStatistics", "FashionMNIST", "FashionMNISTError", "PairSubset", "class_statistics",
+            "load_fashion_mnist", "pair_model", "pair_subset"]
