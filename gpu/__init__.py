@@ -7,7 +7,7 @@ __all__ = ["FeatureCovariance", "FiniteSize", "GEPMatrices", "centroids", "class
            "sample_mixture", "sample_weights", "true_feature_covariance"]
 
 # The finite-size gradient-descent simulator (dynamics.md §1-2, §6-7; issue 6 item 3).
-from ._population import PopulationMatrices, population_matrices
+from ._population import PopulationMatrices, gep_population_extensive, population_matrices
 from ._simulate import (GDResult, GDStepper, GDSystem, build_system, log_grid, quadratic_loss, run_seeds,
                         simulate_gd)
 
@@ -20,3 +20,9 @@ from ._fmnist import (ClassStatistics, FashionMNIST, FashionMNISTError, PairSubs
 
 __all__ += ["ClassStatistics", "FashionMNIST", "FashionMNISTError", "PairSubset", "class_statistics",
             "load_fashion_mnist", "pair_model", "pair_subset"]
+
+# U_gep with extensive centroids and per-neuron coefficients (speciation.md §1.2, gep.md §4; issue 7 items 1, 4).
+from ._finite import GEPCentroidMatrices, NeuronGEPCoefficients, gep_matrices_centroids, neuron_gep_coefficients
+
+__all__ += ["GEPCentroidMatrices", "NeuronGEPCoefficients", "gep_matrices_centroids", "gep_population_extensive",
+            "neuron_gep_coefficients"]

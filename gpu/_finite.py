@@ -34,7 +34,8 @@ import torch
 from diffmix.theory import Model, class_coefficients
 
 __all__ = ["FiniteSize", "FeatureCovariance", "GEPMatrices", "centroids", "class_counts",
-           "gep_matrices", "sample_mixture", "sample_weights", "true_feature_covariance"]
+           "gep_matrices", "sample_mixture", "sample_weights", "true_feature_covariance",
+           "GEPCentroidMatrices", "NeuronGEPCoefficients", "gep_matrices_centroids", "neuron_gep_coefficients"]
 
 #: |mu0_c| above which an activation is treated as not odd (U_gep would get a mean part).
 _MU0_TOL = 1e-12
@@ -583,3 +584,201 @@ def true_feature_covariance(model: Model, d: int, *, seed: int | None = None,
     u.diagonal().copy_(second_moment / size.n)
     v = (coeff[1].mean(dim=1) / norm)[:, None] * w / math.sqrt(size.d)
     return FeatureCovariance(u, v, w, x0, labels, counts, order, n_nodes)
+
+
+# ---------------------------------------------------------------------- U_gep with extensive centroids
+
+
+@dataclass(frozen=True, eq=False)
+class NeuronGEPCoefficients:
+    """Per-class, per-neuron GEP coefficients of one W (``speciation.md`` §1.1; float64, CPU).
+
+    Every array has shape (C, p): row c holds the coefficients of the p neurons for a class-c input,
+    from :func:`diffmix.derivations.neuron_coefficients` at mean m_{c,i} = e^{-t} w_i.mu_c / sqrt(d)
+    (includes e^{-t}) and row norm r_i = ||w_i|| / sqrt(d).
+
+    Attributes
+    ----------
+    mean : ndarray, shape (C, p)
+        m_{c,i}.
+    row_norm : ndarray, shape (p,)
+        r_i.
+    mu0, mu1, a_t, b_t, v_t2, s_t2, kappa2 : ndarray, shape (C, p)
+        As in :class:`diffmix.derivations.NeuronCoefficients` (a_t = e^{-t} mu1, b_t = sqrt(Delta_t) mu1,
+        no factor r_i); v_t2 is clipped at 0.
+    """
+
+    mean: np.ndarray
+    row_norm: np.ndarray
+    mu0: np.ndarray
+    mu1: np.ndarray
+    a_t: np.ndarray
+    b_t: np.ndarray
+    v_t2: np.ndarray
+    s_t2: np.ndarray
+    kappa2: np.ndarray
+
+
+def neuron_gep_coefficients(model: Model, W: torch.Tensor, mu: torch.Tensor) -> NeuronGEPCoefficients:
+    """Per-neuron GEP coefficients of every class for the weights W and centroids mu (``speciation.md`` §1.1).
+
+    Parameters
+    ----------
+    model : Model
+    W : Tensor, shape (p, d)
+    mu : Tensor, shape (C, d)
+        The centroids (e.g. :func:`centroids`).
+
+    Returns
+    -------
+    NeuronGEPCoefficients
+        Arrays of shape (C, p); the same values serve the training U_gep (:func:`gep_matrices_centroids`)
+        and the population GEP (:func:`diffmix.gpu.population_matrices` with ``extensive=True``), since
+        a class-c input has the same pre-activation mean and width in both.
+
+    Examples
+    --------
+    >>> m = Model("tanh", 0.5, 2.0, 1.0, [0.5, 0.5], [1.0, 1.0], [1.0, 1.0])
+    >>> W = sample_weights(3, 2, generator=torch.Generator().manual_seed(0), normalize_rows=True)
+    >>> k = neuron_gep_coefficients(m, W, centroids(m, 2))
+    >>> k.mu0.shape, bool(np.allclose(k.row_norm, 1.0))
+    ((2, 3), True)
+    """
+    from diffmix.derivations import neuron_coefficients
+
+    w = W.detach().to(device="cpu", dtype=torch.float64).numpy()
+    mu_np = mu.detach().to(device="cpu", dtype=torch.float64).numpy()
+    d = w.shape[1]
+    row_norm = np.linalg.norm(w, axis=1) / math.sqrt(d)
+    mean = math.exp(-model.t) * (mu_np @ w.T) / math.sqrt(d)                 # (C, p)
+    fields = {k: np.empty_like(mean) for k in ("mu0", "mu1", "a_t", "b_t", "v_t2", "s_t2", "kappa2")}
+    for c, var in enumerate(model.variances):
+        k = neuron_coefficients(model.activation, model.t, var, mean[c], row_norm=row_norm)
+        for name in fields:
+            fields[name][c] = getattr(k, name)
+    fields["v_t2"] = np.clip(fields["v_t2"], 0.0, None)
+    return NeuronGEPCoefficients(mean, row_norm, **fields)
+
+
+@dataclass(frozen=True, eq=False)
+class GEPCentroidMatrices:
+    """U_gep, V_gep of a mixture with extensive centroids (``speciation.md`` §1.2, ``gep.md`` §4).
+
+    Attributes
+    ----------
+    U : Tensor, shape (p, p), or None
+        U_gep = F F^T / n + sum_c rho_c diag(b_c) K diag(b_c) + diag(s2)  (paper eq. (50)).
+    V : Tensor, shape (p, d)
+        V_gep = diag(bbar) W / sqrt(d).
+    W : Tensor, shape (p, d)
+    X0 : Tensor, shape (n, d)
+    labels : Tensor, shape (n,), dtype long
+    counts : tuple of int, length C
+        n_c; the weights used are rho_c = n_c / n.
+    F : Tensor, shape (p, n)
+        Column nu: mu0_c + sigma_c a_c o (W z_nu / sqrt(d)) + sqrt(v2_c) o eta_nu, c = c(nu).
+    s2 : Tensor, shape (p,)
+        sum_c rho_c s2_c (per neuron: U's diagonal shift is not a multiple of I_p).
+    bbar : Tensor, shape (p,)
+        sum_c rho_c b_c.
+    coefficients : NeuronGEPCoefficients
+        The per-class, per-neuron coefficients used (arrays (C, p)).
+    """
+
+    U: torch.Tensor | None
+    V: torch.Tensor
+    W: torch.Tensor
+    X0: torch.Tensor
+    labels: torch.Tensor
+    counts: tuple[int, ...]
+    F: torch.Tensor
+    s2: torch.Tensor
+    bbar: torch.Tensor
+    coefficients: NeuronGEPCoefficients
+
+    def factor(self) -> torch.Tensor:
+        """B of shape (p, n + C d) with U_gep = B B^T + diag(s2).
+
+        B = [F / sqrt(n), sqrt(rho_1) diag(b_1) W / sqrt(d), ..., sqrt(rho_C) diag(b_C) W / sqrt(d)].
+        The shift is per neuron, so :meth:`diffmix.theory.GradientFlow.from_factor` (scalar s2) does not
+        apply; use the dense U with ``from_matrices``.
+        """
+        n, d = self.F.shape[1], self.W.shape[1]
+        b = torch.as_tensor(self.coefficients.b_t, dtype=self.W.dtype, device=self.W.device)
+        blocks = [self.F / math.sqrt(n)]
+        for c, n_c in enumerate(self.counts):
+            blocks.append(math.sqrt(n_c / n) * b[c][:, None] * self.W / math.sqrt(d))
+        return torch.cat(blocks, dim=1)
+
+
+def gep_matrices_centroids(model: Model, d: int, *, seed: int | None = None,
+                           generator: torch.Generator | None = None, normalize_rows: bool = False,
+                           device: torch.device | str | None = None, dtype: torch.dtype = torch.float64,
+                           dense: bool = True) -> GEPCentroidMatrices:
+    """U_gep and V_gep with extensive centroids and per-neuron coefficients, with their W and training set.
+
+    Implements ``speciation.md`` §1.2 (paper arXiv 2605.06367, eq. (50), App. D-E) and the training V
+    of ``gep.md`` §4:
+
+        F_nu  = mu0_c + sigma_c a_c o (W z_nu / sqrt(d)) + sqrt(v2_c) o eta_nu,     c = c(nu),
+        U_gep = (1/n) sum_nu F_nu F_nu^T + sum_c rho_c diag(b_c) K diag(b_c) + diag(sum_c rho_c s2_c),
+        V_gep = diag(bbar) W / sqrt(d),  bbar = sum_c rho_c b_c,
+
+    with K = W W^T / d, sigma_c z_nu = x0_nu - mu_c, eta_nu the columns of Omega, rho_c = n_c / n and
+    the coefficients of :func:`neuron_gep_coefficients` (mean m_{c,i} = e^{-t} w_i.mu_c / sqrt(d),
+    exact row norms r_i = ||w_i|| / sqrt(d), which removes an O(d^{-1/2}) diagonal mismatch). Any
+    activation that :func:`diffmix.derivations.neuron_coefficients` handles is accepted, odd or not,
+    centered or not (the mean part mu0 is kept). Draws as :func:`gep_matrices` (W, then the data, then
+    Omega, p x n), so :func:`true_feature_covariance` with the same seed has the same W and X0, and a
+    centered model gets the same Omega as :func:`gep_matrices`. Cost: C per-neuron coefficient
+    evaluations of p points (~1.5 ms per point for tanh) plus O(p^2 n) for the dense U.
+
+    Parameters
+    ----------
+    model : Model
+    d : int
+        Data dimension, >= C.
+    seed, generator
+        Exactly one: an int seed or a torch.Generator.
+    normalize_rows : bool, optional
+        Rescale the rows of W to norm sqrt(d) (see :func:`sample_weights`).
+    device, dtype
+        Of the results (default CPU, float64).
+    dense : bool, optional
+        Form U; with False, U is None (use :meth:`GEPCentroidMatrices.factor` and ``s2``).
+
+    Returns
+    -------
+    GEPCentroidMatrices
+
+    Examples
+    --------
+    >>> m = Model("tanh", 0.5, 2.0, 1.0, [0.5, 0.5], [1.0, 1.0], [1.0, 1.0])
+    >>> g = gep_matrices_centroids(m, 4, seed=0)
+    >>> B = g.factor()
+    >>> tuple(g.U.shape), bool(torch.allclose(g.U, B @ B.T + torch.diag(g.s2)))
+    ((8, 8), True)
+    """
+    size, gen, w, x0, labels, counts = _draw_system(model, d, seed, generator, normalize_rows, device, dtype)
+    omega = _normal((size.p, size.n), gen).to(device=w.device, dtype=dtype)
+    mu = centroids(model, size.d, dtype=torch.float64)
+    coeffs = neuron_gep_coefficients(model, w, mu)
+    to = dict(dtype=dtype, device=w.device)
+    rho = torch.tensor([n_c / size.n for n_c in counts], **to)
+    mu0 = torch.as_tensor(coeffs.mu0, **to)
+    a = torch.as_tensor(coeffs.a_t, **to)
+    b = torch.as_tensor(coeffs.b_t, **to)
+    v = torch.sqrt(torch.as_tensor(coeffs.v_t2, **to))
+    s2 = rho @ torch.as_tensor(coeffs.s_t2, **to)
+    bbar = rho @ b
+    # F column by column: sigma_c a_c o W z_nu / sqrt(d) = a_c o W (x0_nu - mu_c) / sqrt(d).
+    fluct = w @ (x0 - mu.to(**to)[labels]).T / math.sqrt(size.d)             # (p, n)
+    f = mu0[labels].T + a[labels].T * fluct + v[labels].T * omega
+    v_gep = bbar[:, None] * w / math.sqrt(size.d)
+    if not dense:
+        return GEPCentroidMatrices(None, v_gep, w, x0, labels, counts, f, s2, bbar, coeffs)
+    kernel = w @ w.T / size.d
+    diag_b = (rho[:, None, None] * b[:, :, None] * b[:, None, :]).sum(dim=0)   # sum_c rho_c b_c b_c^T
+    u = f @ f.T / size.n + diag_b * kernel
+    u.diagonal().add_(s2)
+    return GEPCentroidMatrices(0.5 * (u + u.T), v_gep, w, x0, labels, counts, f, s2, bbar, coeffs)

@@ -33,9 +33,10 @@ import torch
 from diffmix.theory import Model, class_coefficients
 
 from ._finite import _ACTIVATIONS, _MAX_NODES, _MU0_TOL, _check_int, _hermite_weights
+from ._finite import NeuronGEPCoefficients, neuron_gep_coefficients
 from ._finite import centroids as _axis_centroids
 
-__all__ = ["PopulationMatrices", "population_matrices"]
+__all__ = ["PopulationMatrices", "population_matrices", "gep_population_extensive"]
 
 _KINDS = ("exact", "gep")
 
@@ -111,10 +112,48 @@ def _exact_class(activation, mean: torch.Tensor, width: torch.Tensor, correlatio
     return u, v
 
 
+def gep_population_extensive(model: Model, coefficients: NeuronGEPCoefficients,
+                             W: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-class GEP population matrices with extensive centroids (``gep.md`` §4), from given coefficients.
+
+    U_c = mu0_c mu0_c^T + Gamma_c^2 diag(mu1_c) K diag(mu1_c) + diag(v2_c + s2_c),
+    V_c = diag(b_c) W / sqrt(d), K = W W^T / d; the coefficients (arrays (C, p)) are those of
+    :func:`~diffmix.gpu.neuron_gep_coefficients` for this W (the training U_gep of
+    :func:`~diffmix.gpu.gep_matrices_centroids` carries them, so they need not be recomputed).
+
+    Returns
+    -------
+    U_list, V_list : lists of C tensors, shapes (p, p) and (p, d), float64 on W's device
+
+    Examples
+    --------
+    >>> from diffmix.gpu import centroids, neuron_gep_coefficients, sample_weights
+    >>> m = Model("tanh", 0.5, 2.0, 1.0, [0.5, 0.5], [1.0, 1.0], [1.0, 1.0])
+    >>> W = sample_weights(4, 2, generator=torch.Generator().manual_seed(0))
+    >>> U, V = gep_population_extensive(m, neuron_gep_coefficients(m, W, centroids(m, 2)), W)
+    >>> bool(torch.allclose(U[0].diagonal(), torch.as_tensor(neuron_gep_coefficients(m, W, centroids(m, 2)).kappa2[0])))
+    True
+    """
+    w = W.detach().to(dtype=torch.float64)
+    d = w.shape[1]
+    kernel = w @ w.T / d
+    to = dict(dtype=torch.float64, device=w.device)
+    u_list, v_list = [], []
+    for c, gamma2 in enumerate(model.gamma2):
+        mu0 = torch.as_tensor(coefficients.mu0[c], **to)
+        mu1 = torch.as_tensor(coefficients.mu1[c], **to)
+        b = torch.as_tensor(coefficients.b_t[c], **to)
+        u = torch.outer(mu0, mu0) + gamma2 * torch.outer(mu1, mu1) * kernel
+        u.diagonal().add_(torch.as_tensor(coefficients.v_t2[c] + coefficients.s_t2[c], **to))
+        u_list.append(0.5 * (u + u.T))
+        v_list.append(b[:, None] * w / math.sqrt(d))
+    return u_list, v_list
+
+
 def population_matrices(model: Model, W: torch.Tensor, *, centroids: torch.Tensor | None = None,
                         kind: str = "exact", order: int = 40, n_nodes: int = 120,
                         device: torch.device | str | None = None,
-                        dtype: torch.dtype = torch.float64) -> PopulationMatrices:
+                        dtype: torch.dtype = torch.float64, extensive: bool = False) -> PopulationMatrices:
     """The population matrices U_c^pop, V_c^pop of every class of ``model`` for the weights W.
 
     ``kind="exact"`` (``dynamics.md`` §6, paper eqs. (38)-(39)): with
@@ -141,6 +180,17 @@ def population_matrices(model: Model, W: torch.Tensor, *, centroids: torch.Tenso
     at d = 100, ``gep.md`` §4); normalise the rows of W (``normalize_rows=True`` of
     :func:`~diffmix.gpu.sample_weights`) for ~1e-3.
 
+    ``kind="gep", extensive=True`` (``gep.md`` §4, "Extensive centroids"; any centroids, any activation
+    that :func:`diffmix.derivations.neuron_coefficients` handles): per-neuron coefficients of
+    :func:`~diffmix.gpu.neuron_gep_coefficients` (mean m^c_i, row norm r_i = ||w_i|| / sqrt(d)),
+
+        U_c = mu0_c mu0_c^T + Gamma_c^2 diag(mu1_c) K diag(mu1_c) + diag(v2_c + s2_c),
+        V_c = diag(b_c) W / sqrt(d)
+
+    (Gamma_c^2 mu1^2 = sigma_c^2 a_c^2 + b_c^2). With exact row norms it needs no row normalisation
+    (~1e-3 relative to ``"exact"`` at d = 100, ``gep.md`` §4). ``extensive=False`` (the default)
+    keeps the centered formula above, bit for bit, and its refusals.
+
     Parameters
     ----------
     model : Model
@@ -160,6 +210,8 @@ def population_matrices(model: Model, W: torch.Tensor, *, centroids: torch.Tenso
         Where to compute and return (default: W's device).
     dtype : torch.dtype, optional
         Of the returned matrices (default float64; the computation is always float64).
+    extensive : bool, optional
+        ``kind="gep"`` only: use the per-neuron GEP of extensive centroids (default False).
 
     Returns
     -------
@@ -193,11 +245,14 @@ def population_matrices(model: Model, W: torch.Tensor, *, centroids: torch.Tenso
     w = W.detach().to(device=device, dtype=torch.float64)
     kernel = w @ w.T / d
 
-    if kind == "gep":
+    if kind == "gep" and extensive:
+        u_list, v_list = gep_population_extensive(model, neuron_gep_coefficients(model, w, mu), w)
+        order_out = n_nodes_out = None
+    elif kind == "gep":
         if not model.is_centered or torch.any(mu != 0):
             raise ValueError(f"kind = 'gep': the population GEP of gep.md §4 implemented here is that of "
                              f"centered classes (model.centroid_norm2 = {model.centroid_norm2}); "
-                             "use kind='exact'")
+                             "use kind='exact', or kind='gep' with extensive=True")
         coeffs = class_coefficients(model)
         u_list, v_list = [], []
         eye = torch.eye(p, dtype=torch.float64, device=device)

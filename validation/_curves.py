@@ -7,6 +7,8 @@ Glue between :mod:`diffmix.gpu` (which draws W, the training set and builds the 
   U_gep = G G^T / n + beta W W^T / d + s2 I_p, V_gep = bbar W / sqrt(d), and per class
   U_c^pop = (a_c^2 sigma_c^2 + b_c^2) K + (v_c^2 + s_c^2) I_p, V_c^pop = b_c W / sqrt(d), handed to
   :meth:`GradientFlow.from_factor` (only the (n + d) x (n + d) Gram matrix is diagonalized).
+  Models with centroids (or mu0 != 0) get the extensive-centroid GEP instead (``speciation.md`` §1.2,
+  ``gep.md`` §4; dense, :meth:`GradientFlow.from_matrices`).
 * ``matrices="exact"``: the matrices of the actual random-features model, exact in the noise
   (``dynamics.md`` §6: Mehler series for U, Stein for V, and the same for the class populations),
   handed to :meth:`GradientFlow.from_matrices`. Centroids are allowed.
@@ -21,13 +23,15 @@ import math
 import numpy as np
 
 from diffmix import __version__
-from diffmix.gpu import gep_matrices
+from diffmix.gpu import gep_matrices, gep_matrices_centroids, gep_population_extensive
 from diffmix.theory import ClassPopulation, GradientFlow, Model, cached_flow, class_coefficients
 
 __all__ = ["gep_flow", "exact_flow", "model_flow", "score_floors"]
 
 #: Bumped when the cached layout or the construction changes.
 _CACHE_LAYOUT = 1
+#: |mu0_c| above which an activation is treated as not odd (then gep_flow takes the extensive route).
+_MU0_TOL = 1e-12
 
 
 def score_floors(model: Model) -> np.ndarray:
@@ -47,7 +51,17 @@ def gep_flow(model: Model, d: int, *, seed: int, normalize_rows: bool = False,
     Sizes p = round(psi_p d), n = round(psi_n d); draws as :func:`diffmix.gpu.gep_matrices`.
     The class test errors use the model's weights rho_c for the mixture and the population GEP
     matrices of ``gep.md`` §4 (centered classes).
+
+    A model with centroids or a non-odd activation (mu0 != 0) takes the extensive-centroid route:
+    U_gep, V_gep of :func:`diffmix.gpu.gep_matrices_centroids` (``speciation.md`` §1.2, per-neuron
+    coefficients, same draws) and the per-neuron population GEP of ``gep.md`` §4
+    (:func:`diffmix.gpu.gep_population_extensive`), all dense, handed to
+    :meth:`GradientFlow.from_matrices` (U's diagonal shift is per neuron, so ``from_factor`` does not
+    apply). Centered odd models are unchanged.
     """
+    if not _centered_odd(model):
+        return _gep_flow_extensive(model, d, seed=seed, normalize_rows=normalize_rows, cache=cache)
+
     def build() -> GradientFlow:
         g = gep_matrices(model, d, seed=seed, normalize_rows=normalize_rows, dense=False)
         W = g.W.cpu().numpy()
@@ -66,6 +80,24 @@ def gep_flow(model: Model, d: int, *, seed: int, normalize_rows: bool = False,
 
     return cached_flow(_key(model, d, seed, "gep", normalize_rows=bool(normalize_rows)), build,
                        cache=cache)
+
+
+def _centered_odd(model: Model) -> bool:
+    return model.is_centered and all(abs(float(k.mu0)) <= _MU0_TOL for k in class_coefficients(model))
+
+
+def _gep_flow_extensive(model: Model, d: int, *, seed: int, normalize_rows: bool, cache: bool) -> GradientFlow:
+    """The extensive-centroid branch of :func:`gep_flow` (dense matrices, ``from_matrices``)."""
+    def build() -> GradientFlow:
+        g = gep_matrices_centroids(model, d, seed=seed, normalize_rows=normalize_rows, dense=True)
+        u_pop, v_pop = gep_population_extensive(model, g.coefficients, g.W)
+        classes = [ClassPopulation(v.cpu().numpy(), U=u.cpu().numpy()) for u, v in zip(u_pop, v_pop)]
+        return GradientFlow.from_matrices(g.U.cpu().numpy(), g.V.cpu().numpy(), classes,
+                                          weights=model.weights, delta_t=model.delta_t,
+                                          floors=score_floors(model))
+
+    return cached_flow(_key(model, d, seed, "gep", normalize_rows=bool(normalize_rows), extensive=True),
+                       build, cache=cache)
 
 
 def exact_flow(model: Model, d: int, *, seed: int, order: int = 10, pop_order: int = 40,
