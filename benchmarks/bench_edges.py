@@ -10,11 +10,17 @@
     through ``SpectralParams.from_model`` and ``find_edges`` (all timed).  Target: <= 5 s total.
     Checked against the window tables of spectrum.md §5 (q = 1, 0.5, 0.25; 8 digits).
 
+    The same sweep by continuation of the folds along q (``edge_path``, a full search only where
+    the bulk structure changes) is timed too (median of ``--path-repeats`` sweeps), judged
+    against the same target and cross-checked against ``find_edges``; ``--only path`` runs just
+    this variant (cross-checked at a few q per rho and at the window tables' q on the grid).
+
 When a target is missed, the five functions with the largest cumulative time under cProfile are
 printed (for (b) profiled on a few models, said so), so the engineer knows what to speed up.
 Timings are wall-clock on this machine; the number of cores is printed.
 
-    python benchmarks/bench_edges.py [--n-ratios 100] [--profile-models 6]
+    python benchmarks/bench_edges.py [--n-ratios 100] [--profile-models 6] [--path-repeats 3]
+                                     [--only {a,b,path}]
 """
 from __future__ import annotations
 
@@ -149,7 +155,72 @@ def windows(rho, qs):
     return out
 
 
-def part_b(n_ratios: int, profile: bool, profile_models: int) -> bool:
+def path_sweep(qs, repeats: int):
+    """The (b) sweep by solvers.edge_path (models built inside the timing, as in (b)): median
+    wall-clock time of ``repeats`` sweeps, and {rho: EdgePath} of the last one."""
+    from diffmix.solvers import edge_path
+    times, paths = [], {}
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        for rho in ((0.5, 0.5), (0.7, 0.3)):
+            paths[rho] = edge_path([model_for(rho, q) for q in qs], qs)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times, paths
+
+
+def report_path(qs, repeats: int, reference: dict) -> bool:
+    """Time the edge_path sweep and compare its windows with find_edges at the q in
+    ``reference`` ({rho: {q: (W_gen, W_mem)}}).  Returns (every spectrum converged and agrees
+    with find_edges to 1e-9, {rho: EdgePath})."""
+    t_path, times, paths = path_sweep(qs, repeats)
+    n_restart = sum(int(path.restarted.sum()) for path in paths.values())
+    worst, n_bad = 0.0, 0
+    for rho, path in paths.items():
+        wg, wm = path.timescale("W_gen"), path.timescale("W_mem")
+        conv = np.array([s.converged for s in path.spectra])
+        n_bad += int((~conv | ~np.isfinite(wg)).sum())
+        for q, (g, m_) in reference.get(rho, {}).items():
+            i = int(np.argmin(np.abs(qs - q)))
+            if conv[i] and np.isfinite(wg[i]):
+                worst = max(worst, abs(wg[i] - g) / g, abs(wm[i] - m_) / m_)
+    spread = f", min {min(times):.2f} s, max {max(times):.2f} s" if len(times) > 1 else ""
+    print(f"    continuation variant (edge_path along q, {n_restart} full searches of "
+          f"{2 * len(qs)}): {t_path:.2f} s (median of {len(times)}{spread}); target <= "
+          f"{TARGET_WINDOWS_S:g} s: {'MET' if t_path <= TARGET_WINDOWS_S else 'NOT MET'}; {n_bad} "
+          f"without windows; max relative difference of W_gen, W_mem vs find_edges at "
+          f"{sum(map(len, reference.values()))} q: {worst:.1e}")
+    return n_bad == 0 and worst <= 1e-9, paths
+
+
+def part_path(n_ratios: int, repeats: int) -> bool:
+    """Only the edge_path variant of (b), checked against find_edges at 5 evenly strided q per
+    rho and against the window tables of spectrum.md §5 where their q lies on the grid."""
+    from diffmix.solvers import SpectralParams, find_edges
+    qs = np.linspace(0.1, 1.0, n_ratios)
+    find_edges(SpectralParams.from_model(model_for((0.5, 0.5), 0.3)))  # warm-up, not timed
+    print(f"(b, continuation only) Fig. 2b windows by edge_path: {n_ratios} variance ratios q in "
+          f"[0.1, 1], two rho: {2 * n_ratios} models")
+    sample = qs[np.unique(np.linspace(0, len(qs) - 1, 5).round().astype(int))]
+    reference = {rho: {q: windows(rho, [q])[0][3:5] for q in sample}
+                 for rho in ((0.5, 0.5), (0.7, 0.3))}
+    ok, paths = report_path(qs, repeats, reference)
+    # The tables of spectrum.md §5 (8 digits) where their q is on the grid.
+    worst, n = 0.0, 0
+    for rho, refs in WINDOW_REFS.items():
+        wg, wm = paths[rho].timescale("W_gen"), paths[rho].timescale("W_mem")
+        for q, (rg, rm) in refs.items():
+            i = int(np.argmin(np.abs(qs - q)))
+            if abs(qs[i] - q) <= 1e-12:
+                n += 1
+                worst = max(worst, abs(wg[i] - rg) / rg, abs(wm[i] - rm) / rm)
+    ok = ok and worst <= 1e-7
+    print(f"    check: vs find_edges (above) and vs spectrum.md §5 window tables ({n} points on "
+          f"the grid, 8 digits): max relative difference {worst:.1e} (tolerance 1e-7) -> "
+          f"{'PASSED' if ok else 'FAILED'}")
+    return ok
+
+
+def part_b(n_ratios: int, profile: bool, profile_models: int, path_repeats: int = 1) -> bool:
     from diffmix.solvers import SpectralParams, find_edges
     qs = np.linspace(0.1, 1.0, n_ratios)
     find_edges(SpectralParams.from_model(model_for((0.5, 0.5), 0.3)))  # warm-up, not timed
@@ -178,29 +249,11 @@ def part_b(n_ratios: int, profile: bool, profile_models: int) -> bool:
           f"{'MET' if met else 'NOT MET'}; {n_bad} of {2 * len(qs)} models without windows "
           "(converged = False)")
 
-    # The same sweep by continuation of the folds along q (solvers.edge_path), if available:
-    # informational, judged against the same target, cross-checked against find_edges.
-    try:
-        from diffmix.solvers import edge_path
-    except ImportError:
-        edge_path = None
-    if edge_path is not None:
-        t_path, worst_path, n_restart, n_path_bad = 0.0, 0.0, 0, 0
-        for rho in ((0.5, 0.5), (0.7, 0.3)):
-            t0 = time.perf_counter()
-            path = edge_path([model_for(rho, q) for q in qs], qs)
-            t_path += time.perf_counter() - t0
-            n_restart += int(path.restarted.sum())
-            wg, wm = path.timescale("W_gen"), path.timescale("W_mem")
-            conv = np.array([s.converged for s in path.spectra])
-            n_path_bad += int((~conv | ~np.isfinite(wg)).sum())
-            for (q, c, _, g, m_, _), a, b_, cp in zip(results[rho], wg, wm, conv):
-                if c and g is not None and cp and np.isfinite(a):
-                    worst_path = max(worst_path, abs(a - g) / g, abs(b_ - m_) / m_)
-        print(f"    continuation variant (edge_path along q, {n_restart} full searches of "
-              f"{2 * len(qs)}): {t_path:.2f} s; target <= {TARGET_WINDOWS_S:g} s: "
-              f"{'MET' if t_path <= TARGET_WINDOWS_S else 'NOT MET'}; {n_path_bad} without "
-              f"windows; max relative difference of W_gen, W_mem vs find_edges {worst_path:.1e}")
+    # The same sweep by continuation of the folds along q (solvers.edge_path): judged against
+    # the same target, cross-checked against find_edges at every q.
+    path_ok, _ = report_path(qs, path_repeats, {rho: {r[0]: (r[3], r[4]) for r in rows if r[1]
+                                                    and r[3] is not None}
+                                              for rho, rows in results.items()})
 
     # Check (not timed): the reference points of spectrum.md §5.
     ok = all(r[1] and r[3] is not None for rows in results.values() for r in rows)
@@ -213,10 +266,11 @@ def part_b(n_ratios: int, profile: bool, profile_models: int) -> bool:
                 print(f"    reference point rho = {rho}, q = {q}: not converged ({msg})")
                 continue
             worst = max(worst, abs(wg - rg) / rg, abs(wm - rm) / rm)
-    ok = ok and worst <= 1e-7
+    ok = ok and worst <= 1e-7 and path_ok
     print(f"    check: vs spectrum.md §5 window tables ({sum(map(len, WINDOW_REFS.values()))} "
           f"points, 8 digits): max relative difference {worst:.1e} (tolerance 1e-7); every "
-          f"model converged: {n_bad == 0} -> {'PASSED' if ok else 'FAILED'}")
+          f"model converged: {n_bad == 0}; edge_path agrees with find_edges to 1e-9: {path_ok} "
+          f"-> {'PASSED' if ok else 'FAILED'}")
     if profile and not met:
         k = max(1, min(profile_models, len(qs)))
         sub = qs[:: max(1, len(qs) // k)][:k]
@@ -262,14 +316,19 @@ def main(argv=None) -> int:
                         help="models profiled in (b) when its target is missed")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats in (a) (median)")
     parser.add_argument("--no-profile", action="store_true", help="skip the profile hints")
-    parser.add_argument("--only", choices=("a", "b"), help="run one part")
+    parser.add_argument("--path-repeats", type=int, default=3,
+                        help="timed edge_path sweeps in (b) (median)")
+    parser.add_argument("--only", choices=("a", "b", "path"),
+                        help="run one part (path: only the edge_path variant of (b))")
     args = parser.parse_args(argv)
     print(f"cores: {cores()} (wall-clock timings; other processes inflate them)")
     ok = True
     if args.only in (None, "a"):
         ok &= part_a(not args.no_profile, max(1, args.repeats))
     if args.only in (None, "b"):
-        ok &= part_b(args.n_ratios, not args.no_profile, args.profile_models)
+        ok &= part_b(args.n_ratios, not args.no_profile, args.profile_models, args.path_repeats)
+    if args.only == "path":
+        ok &= part_path(args.n_ratios, args.path_repeats)
     return 0 if ok else 1
 
 

@@ -1,12 +1,18 @@
 """Batched continuation solver for the resolvent g(z) of a centered mixture's U_gep.
 
-Method (spectrum.md §3): for each lambda, z = lambda + i eta with eta decreasing geometrically from
+Method (spectrum.md §3): for each lambda, z = lambda + i eta with eta decreasing from
 10(|lambda| + 1) to eta_f = eta_rel |lambda| + 1e-14, starting on the physical branch at
-m0 = m1 = -1/z; damped complex Newton on (F1, F2) at every step (relative step <= 1/2 in each
-unknown); then one Newton solve at eta = 0 from the continuation end point, kept only if it
-converges and stays on the physical branch (Im m0 >= 0, Im m1 >= 0 up to round-off).  Points that
-end off the branch or with a large residual are recomputed with a 5x finer continuation; what still
-fails is flagged, never returned silently.
+m0 = m1 = -1/z.  Each continuation step predicts (m0, m1) at the next eta by a cubic Hermite
+extrapolation through the last two solutions and their tangents (the tangent dm/d log(eta) comes
+from the Jacobian of the last Newton iteration), corrects it by damped complex Newton on (F1, F2)
+(relative step <= 1/2 in each unknown), and is accepted only if the correction is small (a jump to
+another root needs a large one) and Im m0, Im m1 stay > 0; the step length adapts to the
+predictor error.  Then one Newton solve at eta = 0 from the continuation end point (polished
+beyond the residual tolerance while Newton still converges: next to an edge the real roots are
+nearly double and the residual alone leaves m wrong by ~1e-6), kept only if it converges and
+stays on the physical branch (Im m0 >= 0, Im m1 >= 0 up to round-off) close to the end point.
+Points that end off the branch or with a large residual are recomputed with a 5x finer
+continuation; what still fails is flagged, never returned silently.
 
 The equations and their Jacobian are the emitted kernel ``spectral_f64.residual`` (derived by SymPy
 in :mod:`diffmix.derivations._spectral`).  Numba's cache of the kernels below does not track that
@@ -14,9 +20,11 @@ module: after re-emitting it, delete this package's ``__pycache__/*.nbi`` and ``
 """
 from __future__ import annotations
 
+import cmath
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -25,6 +33,15 @@ from diffmix.derivations import load_spectral
 __all__ = ["ResolventResult", "SpectralParams", "solve_resolvent", "stieltjes"]
 
 _residual = load_spectral("f64").residual
+
+#: Continuation step control: the predictor error (relative, per step) aimed at; a step whose
+#: corrector moves m by more than _STEP_REFUSE relative is refused (another root).
+_STEP_TARGET = 0.03
+_STEP_REFUSE = 0.1
+#: In the continuation Im m0, Im m1 > -_IM_FLOOR |m| count as > 0: close to the real axis Im m
+#: can be below what the corrector's residual tolerance (1e-12) resolves, and the predictor's
+#: round-off then decides its sign; the same bound as the branch test of returned points (_ok).
+_IM_FLOOR = 1e-10
 
 
 @dataclass(frozen=True)
@@ -192,41 +209,150 @@ def _newton(z, m0, m1, maxit, tol, psi_p, r, beta, s2, rho, alpha, v2):
     return m0, m1, max(abs(F1) / S1, abs(F2) / S2), maxit
 
 
-@njit(cache=True)
-def _continue_to(lam, log_eta, log_f, m0, m1, h, h_max, tol, psi_p, r, beta, s2, rho, alpha, v2):
-    """Continue (m0, m1) from eta = exp(log_eta) down to exp(log_f).
+@njit(cache=True, error_model="numpy")
+def _newton_polished(z, m0, m1, maxit, tol, branch_tol, psi_p, r, beta, s2, rho, alpha,
+                     v2):
+    """:func:`_newton` to ``tol``, then full Newton steps while they keep shrinking (by 0.9 or
+    more each, from below 1e-3 relative, down to round-off; at most 40).  Near a fold of the
+    real solutions (an edge) F is quadratic in the distance to the root, so a residual of 1e-12
+    leaves m wrong by ~1e-6 (relative), typically with a spurious Im m; Newton still converges
+    there (linearly), and the extra steps take m to ~1e-10 of the root.  Elsewhere they cost one
+    or two iterations.  The polished point is kept only if its residual is still <= tol and it
+    did not cross to Im m < -branch_tol |m| (the conjugate root).  Returns m0, m1, residual,
+    iterations."""
+    m0, m1, res, it = _newton(z, m0, m1, maxit, tol, psi_p, r, beta, s2, rho, alpha, v2)
+    if not res <= tol:
+        return m0, m1, res, it
+    a, b, last, k = m0, m1, 1e-3 / 0.9, 0
+    while k < 40:
+        F1, F2, S1, S2, J00, J01, J10, J11 = _residual(a, b, z, psi_p, r, beta, s2, rho, alpha,
+                                                       v2)
+        det = J00 * J11 - J01 * J10
+        d0 = (J11 * F1 - J01 * F2) / det
+        d1 = (J00 * F2 - J10 * F1) / det
+        size = max(abs(d0) / abs(a), abs(d1) / abs(b))
+        if not 1e-15 < size <= 0.9 * last:  # (nan where det = 0)
+            break
+        a, b, last, k = a - d0, b - d1, size, k + 1
+    F1, F2, S1, S2, J00, J01, J10, J11 = _residual(a, b, z, psi_p, r, beta, s2, rho, alpha, v2)
+    polished = max(abs(F1) / S1, abs(F2) / S2)
+    # Never worse than the tolerance reached, and never from Im m >= 0 to the conjugate root
+    # (inside a bulk next to an edge the physical root and its conjugate are close).
+    flipped = ((a.imag < -branch_tol * abs(a) and m0.imag >= -branch_tol * abs(m0))
+               or (b.imag < -branch_tol * abs(b) and m1.imag >= -branch_tol * abs(m1)))
+    if not polished <= tol or flipped:
+        return m0, m1, res, it + k
+    return a, b, polished, it + k
 
-    Secant predictor in log(eta); a step is accepted when the corrector lands close to the
-    prediction (a jump to another root needs a large correction), in few iterations, with
-    Im m0, Im m1 > 0.  Step length adapts: x2 on success (up to h_max), /2 on failure.
-    Returns m0, m1, log_eta reached, residual, iterations, success.
+
+@njit(cache=True, error_model="numpy")
+def _newton_tangent(z, m0, m1, maxit, tol, psi_p, r, beta, s2, rho, alpha, v2):
+    """:func:`_newton`, and the tangent (dm0, dm1)/d log(eta) of the solution branch at the
+    returned point, from the Jacobian evaluated there (no extra evaluation): F(m(z), z) = 0 gives
+    J dm = -dF/dz dz with dF1/dz = -(psi_p P m0^2 + m0), dF2/dz = -m0 (Q = s2 - z + ...) and
+    dz = i eta d log(eta).  Returns m0, m1, residual, iterations, t0, t1."""
+    res = np.inf
+    det = 0j
+    for it in range(maxit + 1):
+        F1, F2, S1, S2, J00, J01, J10, J11 = _residual(m0, m1, z, psi_p, r, beta, s2, rho,
+                                                       alpha, v2)
+        res = max(abs(F1) / S1, abs(F2) / S2)
+        det = J00 * J11 - J01 * J10
+        if res <= tol or it == maxit or det == 0:
+            break
+        d0 = (J11 * F1 - J01 * F2) / det
+        d1 = (J00 * F2 - J10 * F1) / det
+        scale = 1.0
+        if abs(d0) > 0.5 * abs(m0):
+            scale = min(scale, 0.5 * abs(m0) / abs(d0))
+        if abs(d1) > 0.5 * abs(m1):
+            scale = min(scale, 0.5 * abs(m1) / abs(d1))
+        m0 = m0 - scale * d0
+        m1 = m1 - scale * d1
+    if det == 0:  # as _newton: converged or not, no tangent
+        return m0, m1, res if res <= tol else np.inf, it, 0j, 0j
+    P = beta + 0j
+    for c in range(rho.shape[0]):
+        P += rho[c] * alpha[c] / (1.0 + r * (alpha[c] * m1 + v2[c] * m0))
+    g0 = (psi_p * P * m0 * m0 + m0) * complex(0.0, z.imag)
+    g1 = m0 * complex(0.0, z.imag)
+    return m0, m1, res, it, (J11 * g0 - J01 * g1) / det, (J00 * g1 - J10 * g0) / det
+
+
+@njit(cache=True, error_model="numpy")
+def _hermite(x, x1, y1, d1, x0, y0, d0):
+    """Cubic Hermite through (x1, y1, y'=d1) and (x0, y0, y'=d0), evaluated at x."""
+    D = x0 - x1
+    t = (x - x1) / D
+    t2 = t * t
+    t3 = t2 * t
+    return ((2 * t3 - 3 * t2 + 1) * y1 + (t3 - 2 * t2 + t) * D * d1 + (3 * t2 - 2 * t3) * y0
+            + (t3 - t2) * D * d0)
+
+
+@njit(cache=True, error_model="numpy")
+def _continue_to(lam, log_eta, log_f, m0, m1, t0, t1, h, h_max, tol, psi_p, r, beta, s2, rho,
+                 alpha, v2):
+    """Continue (m0, m1) (tangent (t0, t1) = dm/d log(eta)) from eta = exp(log_eta) down to
+    exp(log_f).
+
+    Predictor: cubic Hermite through the last two accepted points (values and tangents; Euler
+    from the first), either of log m in log(eta) (exact for m ~ i/eta at large eta) or of m in
+    eta (exact to O(eta^4) when m is analytic at the real axis, as inside a bulk); the one that
+    was closer to the corrected solution at the previous step is used.  A step is accepted when
+    the Newton corrector converges, lands close to the prediction (within 10% in each unknown: a
+    jump to another root needs a large correction), with Im m0, Im m1 > 0.  Step length: scaled
+    by (target / error)^(1/4), within [1/2, 2] x, up to h_max, after a success; halved after a
+    failure.  Returns m0, m1, t0, t1, log_eta reached, residual, iterations, success.
     """
-    prev_log, p0m, p1m = log_eta, m0, m1
+    have_prev = False
+    prev_log, p0m, p1m, pt0, pt1 = log_eta, m0, m1, t0, t1
+    by_eta = False
     total = 0
     res = np.inf
     h_min = 1e-6 * h_max
     while log_eta > log_f:
         new = max(log_eta - h, log_f)
-        z = complex(lam, math.exp(new))
-        if prev_log > log_eta:
-            w = (new - log_eta) / (log_eta - prev_log)
-            q0 = m0 + (m0 - p0m) * w
-            q1 = m1 + (m1 - p1m) * w
+        eta, eta_new = math.exp(log_eta), math.exp(new)
+        z = complex(lam, eta_new)
+        if have_prev:
+            # log(m / m_current): no branch cut between neighbouring points.
+            eta_prev = math.exp(prev_log)
+            a0 = m0 * cmath.exp(_hermite(new, log_eta, 0j, t0 / m0, prev_log,
+                                         cmath.log(p0m / m0), pt0 / p0m))
+            a1 = m1 * cmath.exp(_hermite(new, log_eta, 0j, t1 / m1, prev_log,
+                                         cmath.log(p1m / m1), pt1 / p1m))
+            b0 = _hermite(eta_new, eta, m0, t0 / eta, eta_prev, p0m, pt0 / eta_prev)
+            b1 = _hermite(eta_new, eta, m1, t1 / eta, eta_prev, p1m, pt1 / eta_prev)
         else:
-            q0, q1 = m0, m1
-        step_tol = tol if new == log_f else 1e-9
-        a, b, rr, it = _newton(z, q0, q1, 8, step_tol, psi_p, r, beta, s2, rho, alpha, v2)
+            a0 = m0 * cmath.exp((t0 / m0) * (new - log_eta))
+            a1 = m1 * cmath.exp((t1 / m1) * (new - log_eta))
+            b0 = m0 + t0 * (eta_new / eta - 1.0)
+            b1 = m1 + t1 * (eta_new / eta - 1.0)
+        if by_eta:
+            q0, q1, o0, o1 = b0, b1, a0, a1
+        else:
+            q0, q1, o0, o1 = a0, a1, b0, b1
+        a, b, rr, it, a_t, b_t = _newton_tangent(z, q0, q1, 8, tol, psi_p, r, beta, s2, rho,
+                                                 alpha, v2)
         total += it
-        if (rr <= step_tol and abs(a - q0) <= 0.1 * abs(a) and abs(b - q1) <= 0.1 * abs(b)
-                and a.imag > 0 and b.imag > 0):
-            prev_log, p0m, p1m = log_eta, m0, m1
-            m0, m1, res, log_eta = a, b, rr, new
-            h = min(h_max, 2.0 * h)
+        # (error_model="numpy": an exact zero gives nan or inf here, and the step is refused.)
+        err = max(abs(a - q0) / abs(a), abs(b - q1) / abs(b))
+        if (rr <= tol and err <= _STEP_REFUSE and a.imag > -_IM_FLOOR * abs(a)
+                and b.imag > -_IM_FLOOR * abs(b)):
+            other = max(abs(a - o0) / abs(a), abs(b - o1) / abs(b))
+            if other < err:
+                by_eta = not by_eta
+                err = other
+            have_prev = True
+            prev_log, p0m, p1m, pt0, pt1 = log_eta, m0, m1, t0, t1
+            m0, m1, t0, t1, res, log_eta = a, b, a_t, b_t, rr, new
+            h = min(h_max, h * min(2.0, max(0.5, (_STEP_TARGET / max(err, 1e-300)) ** 0.25)))
         else:
             h *= 0.5
             if h < h_min:
-                return m0, m1, log_eta, np.inf, total, False
-    return m0, m1, log_eta, res, total, True
+                return m0, m1, t0, t1, log_eta, np.inf, total, False
+    return m0, m1, t0, t1, log_eta, res, total, True
 
 
 @njit(cache=True)
@@ -236,11 +362,12 @@ def _solve_point(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2
     m0 = -1.0 / complex(lam, eta0)
     m1 = m0
     h0 = math.log(eta0 / eta_f) / n_steps
-    m0, m1, res, total = _newton(complex(lam, eta0), m0, m1, 30, tol, psi_p, r, beta, s2, rho,
-                                 alpha, v2)
+    m0, m1, res, total, t0, t1 = _newton_tangent(complex(lam, eta0), m0, m1, 30, tol, psi_p, r,
+                                                 beta, s2, rho, alpha, v2)
     log_eta = math.log(eta0)
-    m0, m1, log_eta, res, it, ok = _continue_to(lam, log_eta, math.log(eta_f), m0, m1, h0,
-                                                8.0 * h0, tol, psi_p, r, beta, s2, rho, alpha, v2)
+    m0, m1, t0, t1, log_eta, res, it, ok = _continue_to(lam, log_eta, math.log(eta_f), m0, m1,
+                                                        t0, t1, h0, 8.0 * h0, tol, psi_p, r,
+                                                        beta, s2, rho, alpha, v2)
     total += it
     if not ok or not real_axis:
         return m0, m1, math.exp(log_eta), res, total
@@ -252,8 +379,8 @@ def _solve_point(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2
     branch_tol = 1e-12
     for attempt in range(4):
         eta = math.exp(log_eta)
-        r0, r1, rres, it = _newton(complex(lam, 0.0), m0, m1, 50, tol, psi_p, r, beta, s2, rho,
-                                   alpha, v2)
+        r0, r1, rres, it = _newton_polished(complex(lam, 0.0), m0, m1, 50, tol, branch_tol,
+                                            psi_p, r, beta, s2, rho, alpha, v2)
         total += it
         c_r = r0 + atom_w / (lam - s2) if lam != s2 else r0
         c_m = m0 + atom_w / (complex(lam, eta) - s2)
@@ -263,33 +390,60 @@ def _solve_point(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2
             return r0, r1, 0.0, rres, total
         if attempt == 3:
             break
-        a, b, new_log, rr, it, ok = _continue_to(lam, log_eta, log_eta - 2.0 * math.log(10.0),
-                                                 m0, m1, h0, 8.0 * h0, tol, psi_p, r, beta, s2,
-                                                 rho, alpha, v2)
+        a, b, a_t, b_t, new_log, rr, it, ok = _continue_to(lam, log_eta,
+                                                           log_eta - 2.0 * math.log(10.0), m0,
+                                                           m1, t0, t1, h0, 8.0 * h0, tol, psi_p,
+                                                           r, beta, s2, rho, alpha, v2)
         total += it
         if not ok:
             break
-        m0, m1, log_eta, res = a, b, new_log, rr
+        m0, m1, t0, t1, log_eta, res = a, b, a_t, b_t, new_log, rr
     return m0, m1, math.exp(log_eta), res, total
 
 
+@njit(cache=True)
+def _solve_range(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha, v2,
+                 order, lo, hi, m0, m1, eta, res, its):
+    for j in range(lo, hi):
+        i = order[j]
+        m0[i], m1[i], eta[i], res[i], its[i] = _solve_point(lam[i], eta_f[i], real_axis, atom_w,
+                                                            n_steps, tol, psi_p, r, beta, s2,
+                                                            rho, alpha, v2)
+
+
 @njit(cache=True, parallel=True)
-def _solve_many(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha,
-                v2):
+def _solve_parallel(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha,
+                    v2, order, n_chunks, m0, m1, eta, res, its):
+    n = lam.shape[0]
+    for c in prange(n_chunks):
+        _solve_range(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha,
+                     v2, order, c * n // n_chunks, (c + 1) * n // n_chunks, m0, m1, eta, res,
+                     its)
+
+
+#: Below this many points one thread solves them: waking Numba's thread pool costs up to a
+#: scheduler time slice (milliseconds) on a loaded machine, more than the solve of a few points.
+_PARALLEL_MIN = 128
+
+
+def _solve_many(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha, v2):
+    """Every point by :func:`_solve_point`; points are dealt to the threads interleaved
+    (0, T, 2T, ... to the first), so that each thread gets points from the whole range (the cost
+    per point varies smoothly along lambda: higher near the atom and the edges)."""
     n = lam.shape[0]
     m0 = np.empty(n, dtype=np.complex128)
     m1 = np.empty(n, dtype=np.complex128)
     eta = np.empty(n)
     res = np.empty(n)
     its = np.empty(n, dtype=np.int64)
-    for i in prange(n):
-        a, b, e, rr, k = _solve_point(lam[i], eta_f[i], real_axis, atom_w, n_steps, tol, psi_p,
-                                      r, beta, s2, rho, alpha, v2)
-        m0[i] = a
-        m1[i] = b
-        eta[i] = e
-        res[i] = rr
-        its[i] = k
+    t = numba.get_num_threads()
+    if n < _PARALLEL_MIN or t == 1:
+        _solve_range(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho, alpha,
+                     v2, np.arange(n), 0, n, m0, m1, eta, res, its)
+    else:
+        order = np.concatenate([np.arange(j, n, t) for j in range(t)])
+        _solve_parallel(lam, eta_f, real_axis, atom_w, n_steps, tol, psi_p, r, beta, s2, rho,
+                        alpha, v2, order, t, m0, m1, eta, res, its)
     return m0, m1, eta, res, its
 
 
@@ -309,7 +463,9 @@ def solve_resolvent(params: SpectralParams, lam, *, n_steps: int = 120, eta_rel:
         Real points; the result is g(lambda + i0) where the real-axis solve is accepted, else
         g(lambda + i eta_f) with eta_f = eta_rel |lambda| + 1e-14 (reported in ``eta``).
     n_steps : int
-        Continuation steps in eta (a failing point is retried with 5 n_steps).
+        Sets the continuation step in log(eta): the first step is log(eta0 / eta_f) / n_steps,
+        later ones adapt to the predictor error, up to 8 times that (a failing point is retried
+        with 5 n_steps).
     eta_rel : float
         Relative end point of the continuation.
     tol : float
