@@ -152,9 +152,11 @@ def _not_converged(act: Activation, t, variance, worst: str, diff, tol, levels: 
             f"({levels}; tolerance {float(tol):.3g}){hint}")
 
 
-def _quadrature_f64(kern, t: np.ndarray, var: np.ndarray, rule: str, rtol_digits: float):
-    """Level ladder over all points at once; returns values (n, 5), errors (n, 5), converged (n,)."""
-    n = t.shape[0]
+def _ladder(evaluate, n: int, rule: str, rtol_digits: float):
+    """Level ladder over n points at once: ``evaluate(idx, zo, wo, zi, wi) -> (len(idx), 5)``
+    with the outer and inner rules of a level; a point is done when two consecutive levels agree
+    (:func:`_tolerance`). Returns values (n, 5; NaN where not converged), the last level's values,
+    the differences, the converged flags and the level names."""
     if rule == "gauss-hermite":
         rules = [(gauss_hermite(no), gauss_hermite(ni)) for no, ni in _GH_LEVELS]
         names = [f"gauss-hermite {no}x{ni}" for no, ni in _GH_LEVELS]
@@ -169,7 +171,7 @@ def _quadrature_f64(kern, t: np.ndarray, var: np.ndarray, rule: str, rtol_digits
     prev = None
     for (zo, wo), (zi, wi) in rules:
         todo = np.flatnonzero(~done)
-        cur = kern.centered_quadrature_many(t[todo], var[todo], zo, wo, zi, wi)
+        cur = evaluate(todo, zo, wo, zi, wi)
         if prev is not None:
             diff = np.abs(cur - prev[todo])
             tol = np.array([_tolerance(row, rtol_digits) for row in cur])
@@ -184,6 +186,12 @@ def _quadrature_f64(kern, t: np.ndarray, var: np.ndarray, rule: str, rtol_digits
         full[todo] = cur
         prev = full
     return values, last, errors, done, names
+
+
+def _quadrature_f64(kern, t: np.ndarray, var: np.ndarray, rule: str, rtol_digits: float):
+    """Level ladder over all points at once; returns values (n, 5), errors (n, 5), converged (n,)."""
+    return _ladder(lambda idx, zo, wo, zi, wi: kern.centered_quadrature_many(t[idx], var[idx], zo, wo, zi, wi),
+                   t.shape[0], rule, rtol_digits)
 
 
 def centered_coefficients_array(activation, t, variance, *, method: str = "auto",

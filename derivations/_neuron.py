@@ -16,11 +16,11 @@ import mpmath
 import numpy as np
 
 from ._activations import Activation, parse_activation
-from ._coefficients import (_GH_LEVELS, _MAX_DPS, QuadratureError, _check_options, _check_positive,
+from ._coefficients import (_MAX_DPS, QuadratureError, _check_options, _check_positive, _ladder,
                             _tolerance, centered_coefficients, centered_coefficients_array)
 from ._kernels import load_kernels
 from ._neuron_gep import NEURON_COEFFICIENTS
-from ._quadrature import gauss_hermite, trapezoid, trapezoid_mp, trapezoid_steps
+from ._quadrature import trapezoid_mp, trapezoid_steps
 
 __all__ = ["NeuronCoefficients", "neuron_coefficients"]
 
@@ -131,36 +131,10 @@ def _not_converged(act, t, variance, mean, worst, diff, tol, levels) -> str:
 
 
 def _ladder_f64(kern, mean, su, sd, rule, rtol_digits):
-    n = mean.shape[0]
-    if rule == "gauss-hermite":
-        rules = [(gauss_hermite(no), gauss_hermite(ni)) for no, ni in _GH_LEVELS]
-        names = [f"gauss-hermite {no}x{ni}" for no, ni in _GH_LEVELS]
-    else:
-        h0, L = trapezoid_steps(16.0)
-        rules = [(trapezoid(h0 / 2**k, L), trapezoid(h0 / 2**k, L)) for k in range(6)]
-        names = [f"trapezoid h={h0 / 2**k:.3g}" for k in range(6)]
-    values = np.full((n, 5), np.nan)
-    last = np.full((n, 5), np.nan)
-    errors = np.full((n, 5), np.inf)
-    done = np.zeros(n, dtype=bool)
-    prev = None
-    for (zo, wo), (zi, wi) in rules:
-        todo = np.flatnonzero(~done)
-        cur = kern.neuron_quadrature_many(mean[todo], su[todo], sd[todo], zo, wo, zi, wi)
-        if prev is not None:
-            diff = np.abs(cur - prev[todo])
-            tol = np.array([_tolerance(row, rtol_digits) for row in cur])
-            ok = np.all(diff <= tol, axis=1)
-            values[todo[ok]] = cur[ok]
-            last[todo] = cur
-            errors[todo] = diff
-            done[todo[ok]] = True
-            if done.all():
-                break
-        full = np.full((n, 5), np.nan)
-        full[todo] = cur
-        prev = full
-    return values, last, errors, done, names
+    """The float64 level ladder of :func:`diffmix.derivations._coefficients._ladder` on the neuron kernels."""
+    return _ladder(lambda idx, zo, wo, zi, wi: kern.neuron_quadrature_many(mean[idx], su[idx], sd[idx],
+                                                                            zo, wo, zi, wi),
+                   mean.shape[0], rule, rtol_digits)
 
 
 def _ladder_mp(kern, act, t, variance, mean, su, sd, dps, rule):
