@@ -644,7 +644,7 @@ def neuron_gep_coefficients(model: Model, W: torch.Tensor, mu: torch.Tensor) -> 
     >>> k.mu0.shape, bool(np.allclose(k.row_norm, 1.0))
     ((2, 3), True)
     """
-    from diffmix.derivations import neuron_coefficients
+    from diffmix.theory import neuron_coefficients
 
     w = W.detach().to(device="cpu", dtype=torch.float64).numpy()
     mu_np = mu.detach().to(device="cpu", dtype=torch.float64).numpy()

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diffmix.derivations import GEPCoefficients, centered_coefficients
+from diffmix.derivations import GEPCoefficients, centered_coefficients, neuron_coefficients
 
 from ._model import Model
 
-__all__ = ["MixtureGEP", "class_coefficients", "mixture_gep"]
+__all__ = ["MixtureGEP", "class_coefficients", "mixture_gep", "neuron_coefficients"]
+
+# neuron_coefficients (per-neuron coefficients with a data mean, gep.md §1 "Generalization") is
+# re-exported so that diffmix.gpu reaches the derivations through theory only.
 
 
 def class_coefficients(model: Model, *, dps: int | None = None,
