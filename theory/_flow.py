@@ -386,12 +386,10 @@ class FlowAverage:
 
 
 def flow_cache_dir() -> Path:
-    """Where decompositions are cached: ``$DIFFMIX_CACHE_DIR/flow`` (or XDG / ~/.cache/diffmix/flow)."""
-    root = os.environ.get("DIFFMIX_CACHE_DIR")
-    if root:
-        return Path(root) / "flow"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "diffmix" / "flow"
+    """Where decompositions are cached: ``flow/`` beside the emitted kernels of
+    :func:`diffmix.derivations.cache_dir` (``$DIFFMIX_CACHE_DIR/flow``, else XDG / ~/.cache/diffmix/flow)."""
+    from diffmix.derivations._kernels import cache_dir
+    return cache_dir().parent / "flow"
 
 
 def cached_flow(key: dict, build: Callable[[], GradientFlow], *, cache: bool = True) -> GradientFlow:
