@@ -141,23 +141,15 @@ class SpeciationInstance:
 
 
 def _counts(model: Model, n: int) -> tuple[int, ...]:
-    counts = [round(w * n) for w in model.weights]
-    counts[int(np.argmax(model.weights))] += n - sum(counts)
-    if min(counts) < 1:
-        raise ValueError(f"n = {n}: a class gets no samples (counts {counts}); increase d or psi_n")
-    return tuple(counts)
+    """n_c by the rule of every note (:func:`diffmix.gpu.class_counts`)."""
+    from diffmix.gpu import class_counts
+    return class_counts(model, n)
 
 
 def _centroids(model: Model, d: int) -> np.ndarray:
-    cos = np.array(model.cosine)
-    try:
-        factor = np.linalg.cholesky(cos)
-    except np.linalg.LinAlgError:
-        lam, vec = np.linalg.eigh(cos)
-        factor = vec * np.sqrt(np.clip(lam, 0.0, None))
-    mu = np.zeros((model.n_classes, d))
-    mu[:, : model.n_classes] = np.sqrt(d * np.array(model.centroid_norm2))[:, None] * factor
-    return mu
+    """mu_c along the first C axes with the model's cosines (:func:`diffmix.gpu.centroids`), numpy."""
+    from diffmix.gpu import centroids
+    return centroids(model, d).numpy()
 
 
 def draw_instance(model: Model, d: int, seed: int) -> SpeciationInstance:
