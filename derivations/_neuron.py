@@ -192,7 +192,9 @@ def neuron_coefficients(activation, t, variance, mean, *, row_norm=1.0, dps: int
         ``auto``: closed forms with a mean where they exist (linear: all; erf: mu0, mu1; relu:
         mu0, mu1, kappa2; sign: mu0, mu1, kappa2), quadrature otherwise.
     rule : {"gauss-hermite", "trapezoid"}, optional
-        Default: Gauss-Hermite in float64, trapezoid at high precision.
+        Default: Gauss-Hermite in float64 (for relu / sign, points where its levels disagree are
+        redone with the trapezoid ladder; ``methods["fallback"]`` says how many), trapezoid at
+        high precision.
     rtol_digits : float
         Float64 only: agreement required between consecutive quadrature levels.
     strict : bool
@@ -246,6 +248,10 @@ def neuron_coefficients(activation, t, variance, mean, *, row_norm=1.0, dps: int
 
 
 def _neuron_f64(act, t, var, m, r, centered, shape, method, rule, rtol_digits, strict):
+    # rule=None (auto): Gauss-Hermite, and for a non-smooth activation the points where its levels
+    # disagree (a kink or jump near the mean at small t, where Gauss-Hermite nodes resolve it
+    # poorly) are redone with the trapezoid ladder before anything is flagged.
+    fallback = rule is None and not act.smooth
     rule = rule or "gauss-hermite"
     kern = load_kernels(act, "f64")
     closed, quad = _plan(act, kern, method)
@@ -270,6 +276,15 @@ def _neuron_f64(act, t, var, m, r, centered, shape, method, rule, rtol_digits, s
             message = c.message
     if rest.size and quad:
         qv, last, qe, ok, names = _ladder_f64(kern, m[rest], su[rest], sd[rest], rule, rtol_digits)
+        if fallback and not ok.all():
+            bad = np.flatnonzero(~ok)
+            tv, tl, te, tok, tnames = _ladder_f64(kern, m[rest][bad], su[rest][bad], sd[rest][bad],
+                                                  "trapezoid", rtol_digits)
+            qv[bad], last[bad], qe[bad], ok[bad] = tv, tl, te, tok
+            if tok.any():
+                methods["fallback"] = (f"quadrature:trapezoid at {int(tok.sum())} point(s) where "
+                                       "Gauss-Hermite levels disagreed")
+            names = tnames if not tok.all() else names
         values[rest], errors[rest], converged[rest] = qv, qe, ok
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
@@ -277,7 +292,8 @@ def _neuron_f64(act, t, var, m, r, centered, shape, method, rule, rtol_digits, s
             k = int(np.argmax(qe[i] / np.asarray(tol)))
             message = (f"{int((~ok).sum())} of {rest.size} points did not converge; first: " +
                        _not_converged(act, t, var, float(m[rest][i]), NEURON_COEFFICIENTS[k],
-                                      qe[i, k], tol[k], " vs ".join(names[-2:])))
+                                      qe[i, k], tol[k], " vs ".join(names[-2:])) +
+                       ("; Gauss-Hermite was tried first" if fallback else ""))
             if strict:
                 raise QuadratureError(message)
     if rest.size and closed:

@@ -14,6 +14,7 @@ import pytest
 from scipy import integrate
 
 from diffmix.derivations import (centered_coefficients, load_kernels, neuron_coefficients)
+from diffmix.derivations._coefficients import QuadratureError
 from diffmix.theory._cli import coefficients_main
 
 from tolerances import CLOSED_VS_QUADRATURE, F64_VS_MP, MC_SIGMAS
@@ -212,3 +213,19 @@ def test_cli_mean(capsys):
     assert coefficients_main(["--activation", "tanh", "--t", "0.1", "--variance", "0.5",
                               "--row-norm", "2"]) == 2
     assert "--row-norm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("act", ["relu", "sign"])
+def test_kinked_activation_falls_back_to_trapezoid(act):
+    # Regression: at t = 1e-3 the Gauss-Hermite ladder cannot resolve the kink of relu / sign next
+    # to the mean and raised; the automatic rule now redoes those points with the trapezoid ladder.
+    means = np.linspace(-1.0, 1.0, 5)
+    with pytest.raises(QuadratureError):
+        neuron_coefficients(act, 1e-3, 0.5, means, rule="gauss-hermite")
+    auto = neuron_coefficients(act, 1e-3, 0.5, means)
+    trap = neuron_coefficients(act, 1e-3, 0.5, means, rule="trapezoid")
+    assert np.all(auto.converged) and "fallback" in auto.methods
+    for name in ("mu0", "mu1", "v_t2", "s_t2"):
+        assert np.array_equal(getattr(auto, name), getattr(trap, name))
+    # Smooth activations never take the fallback (their Gauss-Hermite ladder is the reference).
+    assert "fallback" not in neuron_coefficients("tanh", 1e-3, 0.5, means).methods
