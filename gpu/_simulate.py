@@ -48,9 +48,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from diffmix.theory import Model
+from diffmix.theory import Model, needs_extensive_gep
 
-from ._finite import (_ACTIVATIONS, FiniteSize, _check_int, gep_matrices, true_feature_covariance)
+from ._finite import (_ACTIVATIONS, FiniteSize, _check_int, gep_matrices, gep_matrices_centroids,
+                      true_feature_covariance)
 from ._population import PopulationMatrices, population_matrices
 
 __all__ = ["GDResult", "GDStepper", "GDSystem", "build_system", "log_grid", "quadratic_loss", "run_seeds",
@@ -136,9 +137,12 @@ def build_system(model: Model, d: int, *, seed: int | None = None, generator: to
     """Draw W and the training set at dimension d and build the loss matrices once.
 
     ``matrices="exact"``: U, V of :func:`~diffmix.gpu.true_feature_covariance` (exact in xi,
-    ``dynamics.md`` §6) and the exact population matrices; ``matrices="gep"`` (centered classes,
-    odd activation): U_gep, V_gep of :func:`~diffmix.gpu.gep_matrices` (``gep.md`` §2-3, paper eq.
-    (50)) and the GEP population matrices (``gep.md`` §4). In both cases W and X0 are those of the
+    ``dynamics.md`` §6) and the exact population matrices; ``matrices="gep"``: for centered classes
+    with an odd activation U_gep, V_gep of :func:`~diffmix.gpu.gep_matrices` (``gep.md`` §2-3, paper
+    eq. (50)) and the GEP population matrices (``gep.md`` §4); otherwise
+    (:func:`diffmix.theory.needs_extensive_gep`) the extensive-centroid U_gep, V_gep of
+    :func:`~diffmix.gpu.gep_matrices_centroids` (per-neuron coefficients, ``speciation.md`` §1.2)
+    and the per-neuron population GEP (``gep.md`` §4). In both cases W and X0 are those of the
     seed (draw order in the module docstring) and the population centroids are those of the
     training set (coordinate axes).
 
@@ -174,12 +178,15 @@ def build_system(model: Model, d: int, *, seed: int | None = None, generator: to
         raise ValueError(f"matrices = {matrices!r}: must be one of {', '.join(map(repr, _MATRICES))}")
     size = FiniteSize.from_model(model, d)
     common = dict(seed=seed, generator=generator, normalize_rows=normalize_rows, device=device, dtype=dtype)
+    extensive = matrices == "gep" and needs_extensive_gep(model)
     if matrices == "exact":
         train = true_feature_covariance(model, d, order=order, n_nodes=n_nodes, **common)
+    elif extensive:
+        train = gep_matrices_centroids(model, d, dense=True, **common)
     else:
         train = gep_matrices(model, d, **common)
     population = population_matrices(model, train.W, kind=matrices, order=population_order,
-                                     n_nodes=population_nodes, dtype=dtype)
+                                     n_nodes=population_nodes, dtype=dtype, extensive=extensive)
     return GDSystem(model, size, train.W, train.X0, train.labels, train.counts, train.U, train.V, population,
                     matrices, None if seed is None else int(seed), bool(normalize_rows))
 

@@ -15,7 +15,7 @@ from diffmix.derivations import GEPCoefficients, centered_coefficients, neuron_c
 
 from ._model import Model
 
-__all__ = ["MixtureGEP", "class_coefficients", "mixture_gep", "neuron_coefficients"]
+__all__ = ["MixtureGEP", "class_coefficients", "mixture_gep", "neuron_coefficients", "needs_extensive_gep"]
 
 # neuron_coefficients (per-neuron coefficients with a data mean, gep.md §1 "Generalization") is
 # re-exported so that diffmix.gpu reaches the derivations through theory only.
@@ -87,3 +87,26 @@ def mixture_gep(model: Model, *, method: str = "auto") -> MixtureGEP:
     return MixtureGEP(rho, var, a**2 * var, np.array([c.v_t2 for c in coeffs]), b, s2,
                       np.array([c.mu0 for c in coeffs]), float(rho @ b**2), float(rho @ s2),
                       float(rho @ b))
+
+
+#: |mu0_c| above which an activation counts as not odd for the centered GEP (gep.md §2).
+MU0_ODD_TOL = 1e-12
+
+
+def needs_extensive_gep(model: Model) -> bool:
+    """True when the centered GEP of ``gep.md`` §2 does not describe ``model``.
+
+    That GEP needs centered classes (every ``centroid_norm2`` zero) and an odd activation
+    (mu0_c = 0 for every class, to ``MU0_ODD_TOL``); otherwise U_gep has a mean part and
+    per-neuron coefficients (``gep.md`` §4, ``speciation.md`` §1.2; paper eqs. (47)-(53)).
+
+    Examples
+    --------
+    >>> m = Model("tanh", 0.1, 2.0, 1.0, [0.5, 0.5], [1.0, 0.5], [0.0, 0.0])
+    >>> needs_extensive_gep(m), needs_extensive_gep(m.replace(centroid_norm2=[1.0, 1.0]))
+    (False, True)
+    >>> needs_extensive_gep(m.replace(activation="relu"))
+    True
+    """
+    return not (model.is_centered
+                and all(abs(float(k.mu0)) <= MU0_ODD_TOL for k in class_coefficients(model)))

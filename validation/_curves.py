@@ -24,14 +24,13 @@ import numpy as np
 
 from diffmix import __version__
 from diffmix.gpu import gep_matrices, gep_matrices_centroids, gep_population_extensive
-from diffmix.theory import ClassPopulation, GradientFlow, Model, cached_flow, class_coefficients
+from diffmix.theory import (ClassPopulation, GradientFlow, Model, cached_flow, class_coefficients,
+                            needs_extensive_gep)
 
 __all__ = ["gep_flow", "exact_flow", "model_flow", "score_floors"]
 
 #: Bumped when the cached layout or the construction changes.
 _CACHE_LAYOUT = 1
-#: |mu0_c| above which an activation is treated as not odd (then gep_flow takes the extensive route).
-_MU0_TOL = 1e-12
 
 
 def score_floors(model: Model) -> np.ndarray:
@@ -59,7 +58,7 @@ def gep_flow(model: Model, d: int, *, seed: int, normalize_rows: bool = False,
     :meth:`GradientFlow.from_matrices` (U's diagonal shift is per neuron, so ``from_factor`` does not
     apply). Centered odd models are unchanged.
     """
-    if not _centered_odd(model):
+    if needs_extensive_gep(model):
         return _gep_flow_extensive(model, d, seed=seed, normalize_rows=normalize_rows, cache=cache)
 
     def build() -> GradientFlow:
@@ -80,10 +79,6 @@ def gep_flow(model: Model, d: int, *, seed: int, normalize_rows: bool = False,
 
     return cached_flow(_key(model, d, seed, "gep", normalize_rows=bool(normalize_rows)), build,
                        cache=cache)
-
-
-def _centered_odd(model: Model) -> bool:
-    return model.is_centered and all(abs(float(k.mu0)) <= _MU0_TOL for k in class_coefficients(model))
 
 
 def _gep_flow_extensive(model: Model, d: int, *, seed: int, normalize_rows: bool, cache: bool) -> GradientFlow:
