@@ -16,20 +16,9 @@ from diffmix.gpu import (centroids, gep_matrices, gep_matrices_centroids, popula
                          true_feature_covariance)
 from diffmix.theory import Model, class_times
 
-#: Same formula, two float64 builds (torch here, NumPy in validation/_speciation.py) whose per-neuron
-#: quadratures differ (Gauss-Hermite ladders vs fixed 41/41 nodes): relative Frobenius (measured 1e-9 to 1e-6).
-GEP_VS_NUMPY_BUILD = 1e-5
-#: U_gep vs TRUE U, relative Frobenius, d = 60, p = 600, n = 300, rho = (0.7, 0.3), sigma^2 = (1, 0.5),
-#: mu_c = sqrt(d) e_c, seed 1, normalised rows: measured 2.6e-2 (t = 0.5), 9.0e-3 (t = 1).
-#: speciation.md §1.4 at d = 100: 3.1e-2 (t = 0.3), 7.2e-3 (t = 1), 2.2e-3 (t = 2).
-GEP_VS_TRUE = {0.5: 4e-2, 1.0: 1.5e-2}
-#: The two class outliers (top eigenvalues) of U_gep vs TRUE U: relative (measured 2.0e-3 (t = 0.5), 2.5e-3
-#: (t = 1) at d = 60; <= 2e-3 at d = 100 in speciation.md §1.4).
-OUTLIERS_GEP_VS_TRUE = 5e-3
-#: Population GEP with centroids vs the exact Mehler series (order 40), relative Frobenius per class,
-#: d = 100, p = 300, sigma^2 = (0.5, 0.25), normalised rows, seed 1 (gep.md §4: 8.5e-4 / 4.8e-4 at t = 0.1,
-#: 1.7e-3 / 1.6e-3 at t = 0.5; measured 8.0e-4 / 4.8e-4, 1.67e-3 / 1.49e-3).
-POPULATION_GEP_VS_EXACT = {0.1: 1.2e-3, 0.5: 2.5e-3}
+from tolerances import (CENTROID_GEP_VS_NUMPY_BUILD as GEP_VS_NUMPY_BUILD, CENTROID_GEP_VS_TRUE as GEP_VS_TRUE,
+                        CENTROID_OUTLIERS_GEP_VS_TRUE as OUTLIERS_GEP_VS_TRUE,
+                        CENTROID_POPULATION_GEP_VS_EXACT as POPULATION_GEP_VS_EXACT)
 
 #: The training set of speciation.md §1.4 (C = 2, rho = (0.7, 0.3), sigma^2 = (1, 0.5), ||mu_c||^2 = d).
 SPECIATION = Model("tanh", 0.5, 10.0, 5.0, [0.7, 0.3], [1.0, 0.5], [1.0, 1.0])

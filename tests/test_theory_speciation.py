@@ -19,15 +19,8 @@ from diffmix.theory._speciation_cli import speciation_main
 from diffmix.validation._speciation import (draw_instance, extensive_gep_matrix, scan_overlaps,
                                             transition_table)
 
-#: 3-decimal numbers of speciation.md: rounding.
-NOTE_ROUNDING = 6e-4
-#: Closed-form identities.
-EXACT = 1e-12
-#: |measured - predicted| t_half (diffusion-time units), U_gep, d = 50-200, 3-6 instances
-#: (speciation.md §4.2: <= 0.14 for psi_p = 4; measured here <= 0.16 with 3 instances).
-T_HALF_BAND = 0.3
-#: Weak imbalance: |measured gap - predicted gap (1/2) log(rho_1/rho_2)| in t (measured <= 0.1).
-WEAK_GAP_BAND = 0.25
+from tolerances import (SPECIATION_EXACT as EXACT, SPECIATION_NOTE_ROUNDING as NOTE_ROUNDING,
+                        SPECIATION_T_HALF_BAND as T_HALF_BAND, SPECIATION_WEAK_GAP_BAND as WEAK_GAP_BAND)
 
 LOG2_4 = math.log(2.0) / 4.0
 GRID = np.linspace(0.05, 0.85, 33)          # the t / log d grid of speciation.md §4
