@@ -17,7 +17,7 @@ from ._figures import _model_text, draw_density, figure_fig2b, figure_fig8
 from ._spectrum import TheoryCDF, compare_with_diagonalization
 
 _ERRORS = (ModelError, ValueError, ArithmeticError, OSError)
-_FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10", "fig1")
+_FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10", "fig1", "fig5", "fig6")
 _LEARNING = ("fig2a", "fig3", "fig4", "fig10")
 
 
@@ -136,6 +136,38 @@ def _write_spectrum(out: Path, model, spec: Spectrum, record: dict, args, compar
     return written
 
 
+def _ddpm_figure(args, out: Path):
+    """fig5 / fig6 of :func:`figure_main` (validation/_ddpm.py)."""
+    from diffmix.gpu import class_statistics, load_fashion_mnist
+
+    from ._ddpm import RF_DEFAULTS, figure_fig5, figure_fig6, load_ddpm_records
+    if not args.runs:
+        raise ValueError(f"{args.name} needs --runs RUN_DIR ... (folders of 'diffmix ddpm track' or "
+                         "'diffmix ddpm memorization' runs)")
+    if args.convention is not None or args.n_ratios is not None or args.gd_runs:
+        raise ValueError("--convention, --n-ratios and --gd-runs do not apply to fig5 / fig6")
+    records = load_ddpm_records(args.runs)
+    data = load_fashion_mnist(args.data)
+    stats = class_statistics(data.x_train, data.y_train)
+    params = {"runs": list(args.runs), "data": str(data.source)}
+    if args.name == "fig5":
+        if args.full or args.d is not None or args.seed is not None or args.seeds is not None:
+            raise ValueError("--full, --d, --seed and --seeds apply to fig6's RF model, not fig5")
+        result = figure_fig5(out, records, stats, params=params)
+        done = [r for r in result.numbers["runs"] if r["gap"] is not None]
+        return result, f"{len(records)} run(s), {len(done)} with a memorization gap"
+    d = args.d if args.d is not None else (RF_DEFAULTS["d_full"] if args.full else RF_DEFAULTS["d"])
+    first = args.seed if args.seed is not None else RF_DEFAULTS["seeds"][0]
+    count = args.seeds if args.seeds is not None else len(RF_DEFAULTS["seeds"])
+    if count < 1:
+        raise ValueError(f"--seeds = {count}: must be >= 1")
+    result = figure_fig6(out, records, stats, d=d, seeds=tuple(range(first, first + count)),
+                         threshold=args.rf_threshold, cache=not args.no_cache, params=params)
+    c = result.numbers["correlation"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+    return result, f"DDPM vs RF gaps over {c['n']} pair(s): Pearson {fmt(c['pearson'])}, Spearman {fmt(c['spearman'])}"
+
+
 def figure_main(argv: list[str] | None = None) -> int:
     """``diffmix figure NAME``: regenerate a figure of the paper.  Exit status 2 on bad input."""
     parser = argparse.ArgumentParser(
@@ -144,7 +176,9 @@ def figure_main(argv: list[str] | None = None) -> int:
                     "matrix, Fig. 2 mixture at t = 0.01), fig2b (windows W_gen, W_mem against "
                     "the variance ratio), fig2a (spectrum and learning phases), fig3 (class test "
                     "errors under three ablations), fig4 (class gaps against imbalance), fig10 "
-                    "(test errors and score MSEs), fig1 (speciation: RMS overlaps against t / log d). Writes PNG, PDF, "
+                    "(test errors and score MSEs), fig1 (speciation: RMS overlaps against t / log d), fig5 (DDPM "
+                    "per-class memorization on Fashion-MNIST pairs, from 'diffmix ddpm memorization' runs), "
+                    "fig6 (DDPM vs RF memorization gaps and their correlation). Writes PNG, PDF, "
                     "the numbers and provenance.json.")
     parser.add_argument("name", help=f"figure: {', '.join(_FIGURES)}")
     parser.add_argument("--out", metavar="DIR", help="output folder (default out/figures/NAME)")
@@ -163,12 +197,22 @@ def figure_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="fig2a, fig4: device of the GD runs (cpu or cuda)")
     parser.add_argument("--convention", help="fig2b: fixed-mean (default) or fixed-sigma1")
     parser.add_argument("--n-ratios", type=int, help="fig2b: variance ratios (default 40)")
+    parser.add_argument("--runs", nargs="+", metavar="RUN_DIR",
+                        help="fig5, fig6: DDPM run folders holding memorization.json")
+    parser.add_argument("--data", metavar="PATH", help="fig5, fig6: Fashion-MNIST files (default: "
+                        "$FASHION_MNIST_DIR, then the Debian package's folder)")
+    parser.add_argument("--rf-threshold", type=float, default=1.0,
+                        help="fig6: RF memorization threshold on E_test^c (default 1, eq. (15))")
     args = parser.parse_args(argv)
     try:
         if args.name not in _FIGURES:
             raise ValueError(f"unknown figure {args.name!r} (figures: {', '.join(_FIGURES)})")
         out = Path(args.out) if args.out is not None else Path("out", "figures", args.name)
-        if args.name == "fig1":
+        if (args.runs is not None or args.data is not None) and args.name not in ("fig5", "fig6"):
+            raise ValueError("--runs and --data apply to fig5 and fig6 only")
+        if args.name in ("fig5", "fig6"):
+            result, summary = _ddpm_figure(args, out)
+        elif args.name == "fig1":
             if any(v is not None for v in (args.convention, args.n_ratios, args.d, args.seed, args.seeds)) \
                     or args.gd_runs or args.no_cache:
                 raise ValueError("fig1 takes --out and --full only")
