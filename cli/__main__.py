@@ -29,6 +29,8 @@ COMMANDS = {
                    "class speciation times (per class and per mode of M = sum rho_c mu_c mu_c^T) at dimension d"),
     "fmnist": ("diffmix.gpu._fmnist_cli:fmnist_main",
                "Fashion-MNIST class statistics (variance, centroid norm, cosine to Sneaker) of the training set"),
+    "ddpm": ("diffmix.gpu._ddpm_cli:ddpm_main",
+             "DDPM on a Fashion-MNIST Sneaker pair (App. J.1): train, sample, per-class memorization, track"),
     "simulate": ("diffmix.gpu._cli:simulate_main",
                  "gradient descent of the finite random-features model (PyTorch, CPU or CUDA)"),
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["provenance", "write_json_atomic"]
 
-_PACKAGES = ("diffmix", "numpy", "scipy", "sympy", "mpmath", "numba", "torch", "matplotlib")
+_PACKAGES = ("diffmix", "numpy", "scipy", "sympy", "mpmath", "numba", "torch", "matplotlib", "diffusers")
 
 
 def _git_revision() -> str | None:

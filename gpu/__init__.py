@@ -26,3 +26,23 @@ from ._finite import GEPCentroidMatrices, NeuronGEPCoefficients, gep_matrices_ce
 
 __all__ += ["GEPCentroidMatrices", "NeuronGEPCoefficients", "gep_matrices_centroids", "gep_population_extensive",
             "neuron_gep_coefficients"]
+
+# The DDPM of App. J.1 (diffusers' UNet2DModel, built from a config; diffusers is imported lazily) and
+# per-class memorization tracking of a Fashion-MNIST pair (issue 8 items 2-3).
+from ._ddpm import (Checkpoint, DDPMConfig, DDPMTrainResult, NoiseSchedule, build_unet, checkpoint_schedule,
+                    count_parameters, list_checkpoints, load_unet, sample_checkpoints, sample_ddpm, train_ddpm,
+                    training_throughput)
+from ._ddpm_cli import load_run_subset, track_memorization
+
+__all__ += ["Checkpoint", "DDPMConfig", "DDPMTrainResult", "NoiseSchedule", "build_unet", "checkpoint_schedule",
+            "count_parameters", "list_checkpoints", "load_unet", "sample_checkpoints", "sample_ddpm", "train_ddpm",
+            "training_throughput", "load_run_subset", "track_memorization"]
+from ._classifier import (ClassifierReport, PairResNet, balanced_accuracy, confusion_matrix, load_classifier,
+                          macro_f1, predict_classes, save_classifier, train_pair_classifier)
+from ._memorization import (MEMORIZATION_RATIO, bootstrap_fractions, class_fractions, log_memorization_gap,
+                            memorization_gap, memorized_mask, nearest_two, threshold_crossing_time)
+
+__all__ += ["ClassifierReport", "PairResNet", "balanced_accuracy", "confusion_matrix", "load_classifier", "macro_f1",
+            "predict_classes", "save_classifier", "train_pair_classifier", "MEMORIZATION_RATIO",
+            "bootstrap_fractions", "class_fractions", "log_memorization_gap", "memorization_gap", "memorized_mask",
+            "nearest_two", "threshold_crossing_time"]

@@ -58,3 +58,66 @@ CENTROID_OUTLIERS_GEP_VS_TRUE = 5e-3
 #: d = 100, p = 300, sigma^2 = (0.5, 0.25), normalised rows, seed 1 (gep.md §4: 8.5e-4 / 4.8e-4 at
 #: t = 0.1, 1.7e-3 / 1.6e-3 at t = 0.5; measured 8.0e-4 / 4.8e-4, 1.67e-3 / 1.49e-3).
 CENTROID_POPULATION_GEP_VS_EXACT = {0.1: 1.2e-3, 0.5: 2.5e-3}
+
+# ---- DDPM (diffmix.gpu._ddpm; App. J.1; issue 8 item 2) ----------------------------------------
+#: Our float64 linear betas against diffusers' DDPMScheduler (float32 buffers): relative.
+DDPM_SCHEDULE_VS_DIFFUSERS = 1e-6
+#: alpha_bar = cumprod(1 - beta): ours (float64) against diffusers' float32 cumulative product,
+#: relative (1000 float32 products accumulate ~1e-5 of relative rounding; measured below 3e-6).
+DDPM_ALPHA_BAR_VS_DIFFUSERS = 2e-5
+#: One reverse step against DDPMScheduler.step (fixed_large: sigma^2 = beta), same z, both in float64 on
+#: the same float64 schedule: absolute, per element, |x| ~ 1 (two algebraically equal formulas; in
+#: float32, diffusers' 1 - abar at t = 1 is off by ~3e-4 relative and the steps differ by ~2e-4).
+DDPM_STEP_VS_DIFFUSERS = 1e-12
+#: The exact Gaussian-data variance of the ancestral sampler with the oracle eps (a scalar recursion)
+#: against s^2: the discretization bias of sigma_t^2 = beta_t with T = 1000 (measured 3.0e-3 at s = 0.5,
+#: 2.4e-3 at s = 2): relative.
+DDPM_SAMPLER_BIAS = 5e-3
+#: Training the tiny U-Net 12 steps (32 blob images, seed 0) must cut the fixed-batch eps-MSE of the
+#: step-1 checkpoint to below this fraction (measured 0.47-0.53 at 10 steps, 0.35-0.41 at 15, seeds 0-2).
+DDPM_LOSS_DROP = 0.7
+#: CUDA resume (bf16 autocast, possibly nondeterministic kernels): max |w_resumed - w_straight| over all
+#: weights after 4 Adam steps at lr 2e-4 (each step moves a weight by <= ~lr).
+DDPM_CUDA_RESUME_ATOL = 1e-3
+
+# ---- Memorization metrics and the pair classifier (diffmix.gpu._memorization, _classifier; issue 8 item 3) ----
+#: nearest_two (exact float64 recomputation of the candidates) against the NumPy float64 brute force
+#: (explicit differences, another summation order): relative, on d1 and d2.
+KNN_VS_BRUTE = 1e-12
+#: Bootstrap interval width at m samples over its width at 4m: 2 for a 1/sqrt(m) law; the band allows
+#: Monte Carlo scatter of the two percentile intervals (n_boot = 2000) and of the two samples.
+BOOTSTRAP_WIDTH_RATIO = (1.6, 2.5)
+#: Held-out balanced accuracy the narrow classifier must reach on the synthetic separable image set.
+CLASSIFIER_SYNTHETIC_ACCURACY = 0.95
+
+# ---- Analytic class learning curves (issue 9; test-error.md; derivations/_two_resolvent.py, solvers/_test_error.py) ----
+#: Closed-form K-traces k0, k1, k2 (partial fractions) against the 1200-node Marchenko-Pastur quadrature
+#: at solutions of the spectral equations, pairs with cancellation factor kappa < 1e3: relative
+#: (test-error.md §3 quotes 3e-10 for its own code; measured 3.9e-13 to 3.4e-12 over three models).
+CLOSED_VS_MP_QUADRATURE = 1e-11
+#: m0, m1 from the continuation against the quadrature E[1/(P k + Q)], E[k/(P k + Q)]: relative
+#: (note §5: 5e-14; measured 2e-14 to 3.2e-13).
+MP_MOMENTS_VS_QUADRATURE = 1e-12
+#: The exact A = I identity of test-error.md §5 (i) in float64 at pairs with kappa < 1e3: relative
+#: (measured 1e-15 to 4e-14).
+IDENTITY_A_EQ_I_F64 = 1e-11
+#: The same with the mpmath twin at 40 digits (an algebraic identity given the spectral equations).
+IDENTITY_A_EQ_I_MP = 1e-30
+#: The A = I identity on the whole N/2 x N node grid of the default contour (N = 600): relative
+#: (test-error.md §5: 1e-13 - 4e-13; measured 5.9e-13 for the C = 2 point).
+IDENTITY_GRID = 1e-11
+#: Values printed with 5-6 significant digits in test-error.md §6 (its own code): |ours - printed|
+#: <= this times max(1, |printed|).
+NOTE_DIGITS = 6e-6
+#: Train error from the contour against train_error_analytic (real-axis Gauss-Chebyshev, eq. (134)): absolute
+#: (measured 5.6e-16 for the C = 3 point).
+ANALYTIC_TRAIN_VS_EQ134 = 1e-11
+#: Curves with N = 600 against N = 1200 contour nodes (C = 3 point, tau/p in [1e-3, 1e5] and inf): absolute
+#: (measured 4.4e-15).
+ANALYTIC_NODES_600_VS_1200 = 1e-11
+#: Float64 curves against the same discrete sums in mpmath at 40 digits (N = 36 contour): relative
+#: (measured 3.3e-16).
+ANALYTIC_MP_VS_F64 = 1e-12
+#: Seed mean of 4 GEP-matrix flows at d = 60 against the analytic curves, tau/p in [1e-2, 1e3]: relative
+#: (finite-size bias and noise; measured 2.1% / 1.8% with 8 seeds).
+ANALYTIC_FINITE_D60 = 5e-2
