@@ -9,10 +9,11 @@ from ._activations import BUILTIN_ACTIVATIONS, Activation, parse_activation
 from ._coefficients import (GEPCoefficientArrays, GEPCoefficients, QuadratureError,
                             centered_coefficients, centered_coefficients_array)
 from ._neuron import NeuronCoefficients, neuron_coefficients
-from ._kernels import (GENERATED_DIR, cache_dir, emit, emit_spectral, load_kernels, load_spectral,
-                       module_texts, spectral_texts)
+from ._kernels import (GENERATED_DIR, cache_dir, emit, emit_spectral, emit_two_resolvent, load_kernels,
+                       load_spectral, load_two_resolvent, module_texts, spectral_texts, two_resolvent_texts)
 
 __all__ = ["BUILTIN_ACTIVATIONS", "Activation", "parse_activation", "GEPCoefficientArrays",
            "GEPCoefficients", "QuadratureError", "centered_coefficients",
            "centered_coefficients_array", "NeuronCoefficients", "neuron_coefficients", "GENERATED_DIR", "cache_dir", "emit", "emit_spectral",
-           "load_kernels", "load_spectral", "module_texts", "spectral_texts"]
+           "load_kernels", "load_spectral", "module_texts", "spectral_texts", "emit_two_resolvent",
+           "load_two_resolvent", "two_resolvent_texts"]

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from ._activations import BUILTIN_ACTIVATIONS, parse_activation
-from ._kernels import GENERATED_DIR, cache_dir, emit, emit_spectral, module_texts, spectral_texts
+from ._kernels import (GENERATED_DIR, cache_dir, emit, emit_spectral, emit_two_resolvent, module_texts,
+                       spectral_texts, two_resolvent_texts)
 
 
 def emit_main(argv: list[str] | None = None) -> int:
@@ -20,7 +21,7 @@ def emit_main(argv: list[str] | None = None) -> int:
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--builtin", action="store_true",
                       help=f"all built-in activations ({', '.join(BUILTIN_ACTIVATIONS)}) and the "
-                           "spectral equations, into derivations/_generated")
+                           "spectral equations and the two-resolvent kernel, into derivations/_generated")
     what.add_argument("--activation", metavar="EXPR",
                       help="a built-in name or an expression in x, e.g. 'x + 0.1*x**3'")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -44,6 +45,8 @@ def emit_main(argv: list[str] | None = None) -> int:
                     for tgt, text in module_texts(a).items()}
         if args.builtin:
             expected.update({f"spectral_{tgt}.py": text for tgt, text in spectral_texts().items()})
+            expected.update({f"two_resolvent_{tgt}.py": text
+                             for tgt, text in two_resolvent_texts().items()})
         stale = [name for name, text in expected.items()
                  if not (GENERATED_DIR / name).exists() or (GENERATED_DIR / name).read_text() != text]
         for name in stale:
@@ -53,6 +56,6 @@ def emit_main(argv: list[str] | None = None) -> int:
         for path in emit(act, args.out):
             print(path)
     if args.builtin:
-        for path in emit_spectral(args.out):
+        for path in emit_spectral(args.out) + emit_two_resolvent(args.out):
             print(path)
     return 0

@@ -19,9 +19,10 @@ from ._activations import Activation, parse_activation
 from ._codegen import render_module, write_atomic
 from ._gep import kernel_functions
 from ._spectral import spectral_functions
+from ._two_resolvent import two_resolvent_functions
 
-__all__ = ["GENERATED_DIR", "cache_dir", "emit", "emit_spectral", "load_kernels",
-           "load_spectral", "module_texts", "spectral_texts"]
+__all__ = ["GENERATED_DIR", "cache_dir", "emit", "emit_spectral", "emit_two_resolvent", "load_kernels",
+           "load_spectral", "load_two_resolvent", "module_texts", "spectral_texts", "two_resolvent_texts"]
 
 GENERATED_DIR = Path(__file__).resolve().parent / "_generated"
 TARGETS = ("f64", "mp")
@@ -135,3 +136,34 @@ def load_spectral(target: str = "f64") -> ModuleType:
     if target not in TARGETS:
         raise ValueError(f"target = {target!r}: must be one of {TARGETS}")
     return importlib.import_module(f"diffmix.derivations._generated.spectral_{target}")
+
+
+_TWO_RESOLVENT_SOURCE = ("two-resolvent deterministic equivalent S(z1, z2) of a centered C-class mixture, "
+                         "shared/theory/test-error.md section 3, on the spectral equations of spectrum.md "
+                         "section 2")
+
+
+def two_resolvent_texts() -> dict[str, str]:
+    """The text of the two-resolvent modules (``two_resolvent_f64.py``, ``two_resolvent_mp.py``)."""
+    fns, extra = two_resolvent_functions()
+    titles = {"f64": "Two-resolvent kernel S(z1, z2), its traces k0, k1, k2 and dm/dz: float64, Numba.",
+              "mp": "Two-resolvent kernel S(z1, z2), its traces k0, k1, k2 and dm/dz: mpmath."}
+    return {tgt: render_module(fns, target=tgt, title=titles[tgt], source=_TWO_RESOLVENT_SOURCE,
+                               extra=extra) for tgt in TARGETS}
+
+
+def emit_two_resolvent(directory: Path | None = None) -> list[Path]:
+    """Write the two-resolvent modules (default: ``_generated``); return their paths."""
+    paths = []
+    for target, text in two_resolvent_texts().items():
+        path = Path(directory or GENERATED_DIR) / f"two_resolvent_{target}.py"
+        write_atomic(path, text)
+        paths.append(path)
+    return paths
+
+
+def load_two_resolvent(target: str = "f64") -> ModuleType:
+    """Import the committed two-resolvent module for ``target`` ("f64" or "mp")."""
+    if target not in TARGETS:
+        raise ValueError(f"target = {target!r}: must be one of {TARGETS}")
+    return importlib.import_module(f"diffmix.derivations._generated.two_resolvent_{target}")

@@ -11,6 +11,12 @@ Time is the flow time tau = k eta_e (:data:`diffmix.theory.TIME_UNIT`); the pape
 tau / eta_e = k, so multiply by 1 / eta_e (2e4 at the paper's eta_e = 5e-5) to compare axes; the
 paper's own unit is an open question (``dynamics.md`` §2, UNRESOLVED).
 
+``--method analytic`` (``curves``, ``hierarchy``) and the analytic lines of the figures use the exact
+asymptotic curves of :mod:`diffmix.solvers._test_error` (``test-error.md``) instead: no sampling, any
+size, time in tau/p (flow time divided by p; an eigenvalue lambda relaxes at tau/p = 1/(2 lambda)).
+They apply to centered mixtures with odd activations only; the finite-size curves drawn around them
+are converted to tau/p (tau / p of their own p).
+
 Figure parameters (paper captions; values the captions lost are chosen as in ``dynamics.md`` §8):
 
 * Fig. 2a: tanh, t = 0.001, psi_p = 60, psi_n = 30, rho = (0.5, 0.5), sigma^2 = (0.5, 0.25),
@@ -45,7 +51,8 @@ from diffmix.theory import (TIME_UNIT, FlowAverage, Model, ModelError, class_coe
 
 from ._curves import exact_flow, gep_flow
 
-__all__ = ["default_matrices", "model_flows", "hierarchy", "curves_main", "hierarchy_main",
+__all__ = ["default_matrices", "model_flows", "hierarchy", "analytic_hierarchy", "analytic_learning_flow",
+           "finite_band", "curves_main", "hierarchy_main",
            "figure_fig2a", "figure_fig3", "GDOptions", "gd_curves", "figure_fig4", "figure_fig10", "fig3_models", "fig4_model",
            "LEARNING_FIGURES"]
 
@@ -96,27 +103,114 @@ def hierarchy(model: Model, d: int, seeds: Sequence[int], matrices: str = "auto"
             "n": int(round(model.psi_n * d)), "seeds": list(seeds)}
 
 
+def analytic_learning_flow(model: Model, *, nodes: int = 600, max_nodes: int = 5400, taus=None):
+    """The analytic curves of a centered odd-activation Model (:func:`diffmix.solvers._test_error.analytic_flow`),
+    with the contour nodes tripled (up to ``max_nodes``) until the curves converge at ``taus`` (tau/p;
+    default: 400 log-spaced times over the flow's range and tau = inf). Raises ``ArithmeticError`` if they
+    still do not, ``ValueError`` for a model outside the formula (centroids, non-odd activation)."""
+    from diffmix.solvers._test_error import analytic_flow, check_analytic_model
+    check_analytic_model(model)
+    n = int(nodes)
+    while True:
+        flow = analytic_flow(model, nodes=n)
+        grid = (np.concatenate([np.geomspace(*flow.time_range(), 400), [np.inf]]) if taus is None
+                else np.asarray(taus, dtype=float))
+        check = flow.errors(grid)
+        if check.converged.all():
+            return flow
+        if 3 * n > max_nodes:
+            flow.errors(grid, strict=True)      # raises with the details
+        n *= 3
+
+
+def analytic_hierarchy(model: Model, *, threshold: float = 1.0, flat_tol: float = 1e-3, nodes: int = 600,
+                       max_nodes: int = 5400) -> dict:
+    """Class times, minima, flat intervals and gaps of the analytic curves (a JSON-ready record), in tau/p.
+
+    Same keys as :func:`hierarchy` for the classes (tau_gen, min_error, flat_interval, tau_mem (None when
+    not reached), E_inf, threshold, flat_tol), "time_unit": "tau/p", "method": "analytic"; raises
+    ``ArithmeticError`` when the contour check fails even at ``max_nodes``."""
+    from diffmix.solvers._test_error import ANALYTIC_TIME_UNIT, analytic_class_times
+    n = int(nodes)
+    while True:
+        flow = analytic_learning_flow(model, nodes=n, max_nodes=max_nodes)
+        times = analytic_class_times(flow, threshold=threshold, flat_tol=flat_tol)
+        if times.converged or 3 * flow.nodes > max_nodes:
+            break
+        n = 3 * flow.nodes
+    if not times.converged:
+        raise ArithmeticError(f"analytic class times: {times.message} with {flow.nodes} contour nodes")
+    gaps = time_gaps(times.classes)
+    gaps["time_unit"] = ANALYTIC_TIME_UNIT
+    return {"classes": [t.as_dict() for t in times.classes], "gaps": gaps, "time_unit": ANALYTIC_TIME_UNIT,
+            "method": "analytic", "nodes": flow.nodes, "converged": times.converged,
+            "error_estimate": times.error_estimate, "model": model.to_dict()}
+
+
+def finite_band(model: Model, d: int, seeds: Sequence[int], tau_over_p, *, cache: bool = True,
+                progress: bool = False) -> dict:
+    """Seed mean and single-seed standard deviation (ddof = 1; 0 for one seed) of the finite-size
+    gradient-flow curves (GEP matrices, :func:`model_flows`) at times tau/p (flow time tau = (tau/p) p)."""
+    flow, kind = model_flows(model, d, seeds, "auto", cache=cache, progress=progress)
+    tau = np.asarray(tau_over_p, dtype=float) * flow.p
+    mean = flow.errors(tau)
+    sd = flow.spread(tau)
+    return {"d": d, "p": flow.p, "n": int(round(model.psi_n * d)), "seeds": [int(x) for x in seeds],
+            "matrices": kind, "train_mean": mean.train, "train_sd": sd["train"], "test_c_mean": mean.test_c,
+            "test_c_sd": sd["test_c"], "time_unit": "tau/p"}
+
+
 # ---------------------------------------------------------------------- CLI
 
 
 def _common_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("model", help="model file (.toml or .json)")
-    parser.add_argument("--d", type=int, default=20, help="data dimension (p, n follow from the psi's; default 20)")
-    parser.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
-    parser.add_argument("--seeds", type=int, default=1, help="number of seeds averaged (default 1)")
-    parser.add_argument("--matrices", default="auto", choices=("auto", "gep", "exact"),
-                        help="auto: GEP for centered odd-activation models, else exact (default)")
+    parser.add_argument("--method", default="finite", choices=("finite", "analytic"),
+                        help="finite: exact gradient flow of a finite draw at dimension --d (default); analytic: "
+                             "the exact asymptotic curves of test-error.md (centered mixtures, odd activations; "
+                             "time in tau/p)")
+    parser.add_argument("--d", type=int, default=None,
+                        help="data dimension (p, n follow from the psi's; default 20)")
+    parser.add_argument("--seed", type=int, default=None, help="first seed (default 1)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds averaged (default 1)")
+    parser.add_argument("--matrices", default=None, choices=("auto", "gep", "exact"),
+                        help="auto: GEP for centered odd-activation models, else exact (default); finite method only")
+    parser.add_argument("--nodes", type=int, default=600,
+                        help="analytic method: contour nodes (multiple of 6; tripled automatically until the "
+                             "curves converge; default 600)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the on-disk cache")
     parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
-def _check_counts(args) -> None:
+_FINITE_DEFAULTS = {"d": 20, "seed": 1, "seeds": 1, "matrices": "auto"}
+
+
+def _check_counts(args, *, finite_options_allowed: bool = True) -> None:
+    """Validate the counts and fill the finite-size defaults. With the analytic method the finite-size
+    options are refused unless ``finite_options_allowed`` (curves: they define the finite-size band)."""
+    given = [f"--{k}" for k in _FINITE_DEFAULTS if getattr(args, k) is not None]
+    if args.method == "analytic":
+        if "--matrices" in given:
+            raise ValueError("--matrices: applies to --method finite only (the analytic curves are those of "
+                             "the GEP model, test-error.md)")
+        if given and not finite_options_allowed:
+            raise ValueError(f"{', '.join(given)}: not used by --method analytic (the asymptotic curves do "
+                             "not depend on d or on draws; use --method finite for a finite size)")
+    elif args.nodes != 600:
+        raise ValueError("--nodes: applies to --method analytic only")
+    band = bool(given)
+    for k, v in _FINITE_DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    args.band = band
     if args.seeds < 1:
         raise ValueError(f"--seeds = {args.seeds}: must be >= 1")
     if args.d < 1:
         raise ValueError(f"--d = {args.d}: must be >= 1")
+    if args.nodes < 12 or args.nodes % 6:
+        raise ValueError(f"--nodes = {args.nodes}: must be a multiple of 6, >= 12")
 
 
 _ERRORS = (ValueError, ModelError, ArithmeticError, OSError)
@@ -138,16 +232,28 @@ def hierarchy_main(argv: list[str] | None = None) -> int:
                         help="the flat interval is where E <= min + flat_tol (default 1e-3)")
     args = parser.parse_args(argv)
     try:
-        _check_counts(args)
+        _check_counts(args, finite_options_allowed=False)
         model = load_model(args.model)
-        record = hierarchy(model, args.d, range(args.seed, args.seed + args.seeds), args.matrices,
-                           threshold=args.threshold, flat_tol=args.flat_tol, cache=not args.no_cache,
-                           progress=not args.json)
+        if args.method == "analytic":
+            record = analytic_hierarchy(model, threshold=args.threshold, flat_tol=args.flat_tol, nodes=args.nodes)
+        else:
+            record = hierarchy(model, args.d, range(args.seed, args.seed + args.seeds), args.matrices,
+                               threshold=args.threshold, flat_tol=args.flat_tol, cache=not args.no_cache,
+                               progress=not args.json)
     except _ERRORS as exc:
         print(f"diffmix hierarchy: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(record, default=_jsonable, allow_nan=False))
+        return 0
+    if args.method == "analytic":
+        from diffmix.solvers._test_error import ANALYTIC_TIME_UNIT_TEXT
+        print(f"{args.model}: analytic asymptotic curves (test-error.md), {record['nodes']} contour nodes; "
+              f"time: {ANALYTIC_TIME_UNIT_TEXT}")
+        for c, t in enumerate(record["classes"]):
+            mem = "not reached" if t["tau_mem"] is None else f"{t['tau_mem']:.6g}"
+            print(f"  class {c + 1}: tau_gen/p = {t['tau_gen']:.6g} (E_min = {t['min_error']:.6f}, flat "
+                  f"[{t['flat_interval'][0]:.4g}, {t['flat_interval'][1]:.4g}]), tau_mem/p = {mem}")
         return 0
     print(f"{args.model}: {record['matrices']} matrices, d = {record['d']}, p = {record['p']}, "
           f"n = {record['n']}, seeds {record['seeds'][0]}..{record['seeds'][-1]}; time: {TIME_UNIT}")
@@ -158,19 +264,24 @@ def hierarchy_main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _curves_csv(curves) -> str:
+def _curves_csv(curves, time_header: str = "tau", converged=None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     C = curves.test_c.shape[0]
-    header = ["tau", "train", "test"] + [f"test_{c}" for c in range(C)]
+    header = [time_header, "train", "test"] + [f"test_{c}" for c in range(C)]
     if curves.mse_c is not None:
         header += [f"mse_{c}" for c in range(C)]
+    if converged is not None:
+        header += ["converged"]
     w.writerow(header)
     for i, tau in enumerate(curves.tau):
         row = [tau, curves.train[i], curves.test[i]] + list(curves.test_c[:, i])
         if curves.mse_c is not None:
             row += list(curves.mse_c[:, i])
-        w.writerow([f"{x:.17g}" for x in row])
+        cells = [f"{x:.17g}" for x in row]
+        if converged is not None:
+            cells.append(str(int(bool(converged[i]))))
+        w.writerow(cells)
     return buf.getvalue()
 
 
@@ -192,10 +303,14 @@ def curves_main(argv: list[str] | None = None) -> int:
     """``diffmix curves model.toml``: train / class test / score-MSE curves as CSV, JSON and a plot."""
     parser = _common_parser("diffmix curves",
                             "Exact gradient-flow learning curves per class (train, class test, mixture "
-                            "test, score MSE) of a finite draw, from one eigendecomposition.")
+                            "test, score MSE) of a finite draw, from one eigendecomposition; or, with "
+                            "--method analytic, the exact asymptotic curves (time tau/p; with --d/--seeds "
+                            "also the finite-size band of sampled GEP matrices around them).")
     parser.add_argument("--points", type=int, default=400, help="log-spaced times (default 400)")
-    parser.add_argument("--tau-min", type=float, help="first time (default from the spectrum)")
-    parser.add_argument("--tau-max", type=float, help="last time (default from the spectrum)")
+    parser.add_argument("--tau-min", type=float,
+                        help="first time (flow time; tau/p with --method analytic; default from the spectrum)")
+    parser.add_argument("--tau-max", type=float,
+                        help="last time (flow time; tau/p with --method analytic; default from the spectrum)")
     parser.add_argument("--out", metavar="DIR", help="write curves.csv, curves.json, curves.png/.pdf, provenance.json")
     args = parser.parse_args(argv)
     try:
@@ -203,6 +318,8 @@ def curves_main(argv: list[str] | None = None) -> int:
         if args.points < 2:
             raise ValueError(f"--points = {args.points}: must be >= 2")
         model = load_model(args.model)
+        if args.method == "analytic":
+            return _analytic_curves_main(args, model)
         seeds = list(range(args.seed, args.seed + args.seeds))
         flow, kind = model_flows(model, args.d, seeds, args.matrices, cache=not args.no_cache,
                                  progress=not args.json)
@@ -251,6 +368,102 @@ def curves_main(argv: list[str] | None = None) -> int:
         if args.out is not None:
             print(f"wrote {args.out}/curves.csv, curves.json, curves.png, curves.pdf, provenance.json")
     return 0
+
+
+def _analytic_curves_main(args, model: Model) -> int:
+    """``diffmix curves --method analytic``: the asymptotic curves in tau/p (and, with --d/--seed/--seeds,
+    the finite-size band around them). Errors are raised to :func:`curves_main`'s handler."""
+    from diffmix.solvers._test_error import ANALYTIC_TIME_UNIT, ANALYTIC_TIME_UNIT_TEXT, analytic_class_times
+    probe = analytic_learning_flow(model, nodes=args.nodes)
+    lo, hi = probe.time_range()
+    lo = args.tau_min if args.tau_min is not None else lo
+    hi = args.tau_max if args.tau_max is not None else hi
+    if not (0 < lo < hi):
+        raise ValueError(f"--tau-min/--tau-max: need 0 < min < max, got {lo}, {hi}")
+    s = np.geomspace(lo, hi, args.points)
+    grid = np.concatenate([s, [np.inf]])
+    flow = (probe if probe.errors(grid).converged.all()
+            else analytic_learning_flow(model, nodes=probe.nodes, taus=grid))
+    curves = flow.errors(s, strict=True)
+    times = analytic_class_times(flow)
+    if not times.converged:
+        raise ArithmeticError(f"analytic class times: {times.message}")
+    band = None
+    if args.band:
+        seeds = list(range(args.seed, args.seed + args.seeds))
+        band = finite_band(model, args.d, seeds, s, cache=not args.no_cache, progress=not args.json)
+    record = {"time_unit": ANALYTIC_TIME_UNIT, "method": "analytic", "nodes": flow.nodes,
+              "tau_over_p": s.tolist(), "train": curves.train.tolist(), "test": curves.test.tolist(),
+              "test_c": curves.test_c.tolist(), "mse_c": curves.mse_c.tolist(),
+              "converged": curves.converged.tolist(), "error_estimate": float(curves.error_estimate.max()),
+              "classes": [t.as_dict() for t in times.classes],
+              "band": None if band is None else {k: (v.tolist() if isinstance(v, np.ndarray) else v)
+                                                 for k, v in band.items()}}
+    if band is not None:
+        dev = np.abs(band["test_c_mean"] - curves.test_c)
+        record["band"]["max_abs_mean_minus_analytic"] = dev.max(axis=1).tolist()
+    if args.out is not None:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / "curves.csv", _curves_csv(curves, "tau_over_p", curves.converged))
+        write_json_atomic(out / "curves.json", record)
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        ax = fig.add_subplot()
+        _draw_analytic(ax, s, curves, times.classes, band)
+        ax.plot(s, curves.test, color="0.3", lw=1, label="test, mixture (analytic)")
+        ax.set_ylabel("error (1 at initialization)")
+        what = "" if band is None else (f"; bands: GEP d = {band['d']}, p = {band['p']}, seed mean $\\pm$ 1 s.d. "
+                                        f"over seeds {band['seeds'][0]}-{band['seeds'][-1]}")
+        ax.set_title(f"Analytic asymptotic learning curves (test-error.md)\n{_model_title(model)}\n"
+                     f"{flow.nodes} contour nodes{what}; dots: $\\tau_{{gen}}/p$, dotted: $\\tau_{{mem}}/p$",
+                     fontsize=8)
+        ax.legend(fontsize=7)
+        for ext in ("png", "pdf"):
+            fig.savefig(out / f"curves.{ext}", dpi=150 if ext == "png" else None)
+        params = {"model_file": str(args.model), "model": model.to_dict(), "model_hash": model.content_hash(),
+                  "method": "analytic", "nodes": flow.nodes, "points": args.points, "tau_over_p_range": [lo, hi],
+                  "time_unit": ANALYTIC_TIME_UNIT,
+                  "band": None if band is None else {"d": band["d"], "seeds": band["seeds"]}}
+        write_json_atomic(out / "provenance.json", provenance("diffmix curves", params))
+    if args.json:
+        print(json.dumps(record, default=_jsonable))
+    else:
+        print(f"time: {ANALYTIC_TIME_UNIT_TEXT}")
+        for c, t in enumerate(times.classes):
+            mem = "not reached" if t.tau_mem is None else f"{t.tau_mem:.6g}"
+            print(f"class {c + 1}: tau_gen/p = {t.tau_gen:.6g}, E_min = {t.min_error:.6f}, tau_mem/p = {mem}")
+        if band is not None:
+            print("finite size d = {}: max |seed mean - analytic| per class: {}".format(
+                band["d"], ", ".join(f"{x:.3g}" for x in record["band"]["max_abs_mean_minus_analytic"])))
+        if args.out is not None:
+            print(f"wrote {args.out}/curves.csv, curves.json, curves.png, curves.pdf, provenance.json")
+    return 0
+
+
+def _draw_analytic(ax, s, curves, times=None, band=None, *, train_analytic=None, label_suffix=""):
+    """Analytic class test and train lines (x = tau/p) with, if given, the finite-size band (seed mean
+    +- 1 single-seed s.d., dashed mean) of :func:`finite_band` on the same tau/p grid."""
+    train = curves.train if train_analytic is None else train_analytic
+    for c in range(curves.test_c.shape[0]):
+        line, = ax.plot(s, curves.test_c[c], f"C{c}-", lw=1.4, label=f"test, class {c + 1}, analytic{label_suffix}")
+        if band is not None:
+            m, sd = np.asarray(band["test_c_mean"][c]), np.asarray(band["test_c_sd"][c])
+            ax.fill_between(s, m - sd, m + sd, color=line.get_color(), alpha=0.25, lw=0)
+            ax.plot(s, m, "--", color=line.get_color(), lw=0.8,
+                    label=f"class {c + 1}, GEP d = {band['d']}: seed mean $\\pm$ s.d.")
+        if times is not None:
+            t = times[c]
+            ax.plot([t.tau_gen], [t.min_error], "o", color=line.get_color(), ms=4)
+            if t.tau_mem is not None:
+                ax.axvline(t.tau_mem, color=line.get_color(), lw=0.7, ls=":")
+    ax.plot(s, train, "k-", lw=1.2, label=f"train, analytic{label_suffix}")
+    if band is not None:
+        m, sd = np.asarray(band["train_mean"]), np.asarray(band["train_sd"])
+        ax.fill_between(s, m - sd, m + sd, color="k", alpha=0.15, lw=0)
+        ax.plot(s, m, "k--", lw=0.8, label=f"train, GEP d = {band['d']}: seed mean $\\pm$ s.d.")
+    ax.axhline(1.0, color="0.6", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$\tau/p$ (flow time / p; an eigenvalue $\lambda$ relaxes at $1/(2\lambda)$)")
 
 
 # ---------------------------------------------------------------------- gradient descent
@@ -328,15 +541,29 @@ def _save(fig: Figure, out: Path, name: str, numbers: dict, params: dict) -> Lea
 FIG2_MODEL = Model("tanh", 0.001, 60.0, 30.0, [0.5, 0.5], [0.5, 0.25])
 
 
+def _analytic_status(model: Model) -> str | None:
+    """None when the analytic curves apply to ``model``, else the reason (recorded in the figures)."""
+    from diffmix.solvers._test_error import check_analytic_model
+    try:
+        check_analytic_model(model)
+    except ValueError as exc:
+        return f"no analytic line: {exc}"
+    return None
+
+
 def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Sequence[int] = (1, 2, 3),
                  cache: bool = True, gd: GDOptions | None = None) -> LearningFigure:
-    """Paper Fig. 2a: the spectrum of U_gep with its three edges, and the train / test curves
-    with the timescales tau_gen, tau_mem, tau_final they predict (converted to flow time by
-    tau = p / (2 lambda), ``dynamics.md`` §2). Theory: density and edges from the spectral
-    equations; analytic train error (paper eq. (134)); finite size: gradient flow on sampled GEP
-    matrices averaged over ``seeds`` (d = 20 by default, 100 with ``full``); with ``gd``, gradient
-    descent of the random-features model on the same seeds up to 3 tau_mem (:func:`gd_curves`)."""
+    """Paper Fig. 2a: the spectrum of U_gep with its three edges, and the train / class test curves
+    with the timescales tau_gen, tau_mem, tau_final they predict. Theory: density and edges from the
+    spectral equations; the analytic asymptotic train error (paper eq. (134)) and class test errors
+    (``test-error.md``); finite size: the band (seed mean +- 1 single-seed s.d.) of the gradient flow on
+    sampled GEP matrices over ``seeds`` (d = 20 by default, 100 with ``full``) around them; with ``gd``,
+    gradient descent of the random-features model on the same seeds up to 3 tau_mem (:func:`gd_curves`).
+    The curve panels are in tau/p (flow time / p, the analytic unit: an edge lambda is marked at
+    1/(2 lambda)); the finite-size and GD times are divided by their p. The JSON keeps the flow-time
+    numbers (``tau``, ``timescales_flow_time``) too."""
     from diffmix.solvers import SpectralParams, find_edges
+    from diffmix.solvers._test_error import ANALYTIC_TIME_UNIT, analytic_class_times
     from diffmix.solvers._train_error import train_error_analytic
     from ._figures import draw_density
     from ._spectrum import TheoryCDF
@@ -349,10 +576,17 @@ def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Se
     flow, kind = model_flows(model, d, seeds, "gep", cache=cache, progress=True)
     p = flow.p
     tau = np.geomspace(*flow.time_range(), 300)
+    s = tau / p
     curves = flow.errors(tau)
-    analytic = train_error_analytic(model, tau / p)
+    spread = flow.spread(tau)
+    analytic = train_error_analytic(model, s)
+    theory = analytic_learning_flow(model, taus=np.concatenate([s, [np.inf]]))
+    ac = theory.errors(s, strict=True)
+    atimes = analytic_class_times(theory)
     ts = spec.timescales
     marks = {k: p / 2.0 * float(ts[k]) for k in ("tau_gen", "tau_mem", "tau_final") if ts.get(k) is not None}
+    band = {"d": d, "p": p, "seeds": list(seeds), "train_mean": curves.train, "train_sd": spread["train"],
+            "test_c_mean": curves.test_c, "test_c_sd": spread["test_c"]}
 
     fig = Figure(figsize=(15.0, 4.6), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)
@@ -361,39 +595,55 @@ def figure_fig2a(out_dir, *, d: int | None = None, full: bool = False, seeds: Se
     gd_numbers = None
     if gd is not None:
         gd_numbers = gd_curves(model, d, seeds, 3.0 * marks.get("tau_mem", tau[-1] / 100), gd)
-    zoom_hi = 3.0 * marks.get("tau_mem", tau[-1] / 100)
+    zoom_hi = 3.0 * marks.get("tau_mem", tau[-1] / 100) / p
     for ax, zoom in ((ax2, False), (ax3, True)):
-        sel = tau <= zoom_hi if zoom else slice(None)
-        ax.plot(tau[sel], analytic.train[sel], "k-", lw=1.5, label="train, analytic (eq. 134)")
-        ax.plot(tau[sel], curves.train[sel], "k:", lw=1.2, label=f"train, GEP d = {d}")
-        ax.plot(tau[sel], curves.test[sel], "C3-", lw=1.2, label=f"test (mixture), GEP d = {d}")
-        for c in range(curves.test_c.shape[0]):
-            ax.plot(tau[sel], curves.test_c[c][sel], f"C{c}--", lw=0.9, label=f"test, class {c + 1}")
+        sel = s <= zoom_hi if zoom else slice(None)
+        sub_band = {k: (v[..., sel] if isinstance(v, np.ndarray) else v) for k, v in band.items()}
+        _draw_analytic(ax, s[sel], _Sliced(ac, sel), None, sub_band, train_analytic=analytic.train[sel])
+        ax.plot(s[sel], ac.test[sel], "C3-", lw=1.0, label="test (mixture), analytic")
         if gd_numbers is not None:
-            ax.plot(gd_numbers["tau"], gd_numbers["train"], "kx", ms=4,
+            gt = np.asarray(gd_numbers["tau"]) / p
+            ax.plot(gt, gd_numbers["train"], "kx", ms=4,
                     label=f"train, GD ({gd.runs} runs x {len(list(seeds))} seeds, $\\eta_e$ = {gd.eta_e:g})")
             for c, e in enumerate(gd_numbers["test_c"]):
-                ax.plot(gd_numbers["tau"], e, f"C{c}x", ms=4, label=f"test class {c + 1}, GD")
+                ax.plot(gt, e, f"C{c}x", ms=4, label=f"test class {c + 1}, GD")
         for (name, val), ls in zip(marks.items(), ("-", "--", ":")):
-            if not zoom or val <= zoom_hi:
-                ax.axvline(val, color="0.4", lw=0.8, ls=ls, label=f"{name} = p/(2$\\lambda$) = {val:.3g}")
-        ax.set_xscale("log")
-        ax.set_xlabel(r"flow time $\tau = k\,\eta_e$ (paper's axis: $\tau/\eta_e$ = steps)")
+            if not zoom or val / p <= zoom_hi:
+                ax.axvline(val / p, color="0.4", lw=0.8, ls=ls,
+                           label=f"{name} = 1/(2$\\lambda$) = {val / p:.3g} (flow time {val:.3g})")
+        ax.set_xlabel(r"$\tau/p$ (flow time / p; paper's axis $\tau/\eta_e$ = steps = $(\tau/p)\,p/\eta_e$)")
         ax.set_ylabel("error (1 at initialization)")
     ax2.set_yscale("log")
-    ax2.set_title("whole training (log scale)", fontsize=8)
+    ax2.set_title("whole training (log scale); lines: analytic asymptotic curves, bands: finite size", fontsize=8)
     ax3.set_title(r"zoom: up to 3 $\tau_{mem}$ (linear scale)", fontsize=8)
-    ax3.legend(fontsize=6)
-    fig.suptitle(f"Fig. 2a: spectral edges set the learning phases. {_model_title(model)}; "
-                 f"{len(list(seeds))} seeds, p = {p}", fontsize=8)
+    ax3.legend(fontsize=5.5)
+    fig.suptitle(f"Fig. 2a: spectral edges set the learning phases. {_model_title(model)}; analytic curves "
+                 f"(test-error.md, {theory.nodes} contour nodes) with the GEP finite-size band (d = {d}, p = {p}, "
+                 f"{len(list(seeds))} seeds, mean $\\pm$ 1 s.d.)", fontsize=8)
     numbers = {"time_unit": TIME_UNIT, "edges": spec.edges, "timescales_1_over_lambda":
                {k: (None if v is None else (float(v) if not isinstance(v, str) else v)) for k, v in ts.items()},
                "timescales_flow_time": marks, "tau": tau.tolist(), "train_analytic": analytic.train.tolist(),
                "train_gep": curves.train.tolist(), "test_gep": curves.test.tolist(),
-               "test_c_gep": curves.test_c.tolist(), "d": d, "p": p, "seeds": list(seeds), "gd": gd_numbers}
+               "test_c_gep": curves.test_c.tolist(), "d": d, "p": p, "seeds": list(seeds), "gd": gd_numbers,
+               "analytic": {"time_unit": ANALYTIC_TIME_UNIT, "tau_over_p": s.tolist(), "nodes": theory.nodes,
+                            "test_c": ac.test_c.tolist(), "test": ac.test.tolist(), "train": ac.train.tolist(),
+                            "converged": bool(ac.converged.all()),
+                            "classes": [t.as_dict() for t in atimes.classes],
+                            "timescales_tau_over_p": {k: v / p for k, v in marks.items()}},
+               "band": {"time_unit": ANALYTIC_TIME_UNIT, "train_sd": spread["train"].tolist(),
+                        "test_c_sd": spread["test_c"].tolist(),
+                        "max_abs_mean_minus_analytic": np.abs(curves.test_c - ac.test_c).max(axis=1).tolist()}}
     params = {"model": model.to_dict(), "d": d, "seeds": list(seeds), "matrices": kind, "full": full,
-              "gd": None if gd is None else gd.as_dict()}
+              "gd": None if gd is None else gd.as_dict(), "analytic_nodes": theory.nodes}
     return _save(fig, Path(out_dir), "fig2a", numbers, params)
+
+
+class _Sliced:
+    """The columns ``sel`` of a curves object (train, test_c), for drawing a zoom."""
+
+    def __init__(self, curves, sel):
+        self.train = curves.train[sel]
+        self.test_c = curves.test_c[:, sel]
 
 
 def fig3_models(t: float = 0.01) -> dict:
@@ -458,10 +708,14 @@ def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool) -> LearningFigure:
     numbers["tau"] = tau.tolist()
     numbers["baseline"] = {"classes": [t.as_dict() for t in class_times(flows["baseline"])],
                            "test_c": base.test_c.tolist()}
+    # Every model of paper Fig. 3 has extensive centroids (||mu_c||^2 / d = 1), outside the analytic
+    # curves of test-error.md: no analytic line; the reason is recorded per panel.
+    numbers["analytic"] = {name: _analytic_status(m) for name, m in models.items()}
     what = ("Fig. 10: class test errors (top) and score MSEs (bottom); same minima and crossings"
             if mse else "Fig. 3: class-specific timescales under three ablations (dotted: baseline)")
     fig.suptitle(f"{what}. Exact RF matrices, d = {d}, p = {flows['baseline'].p}, "
-                 f"seeds {list(seeds)}; dots: $\\tau_{{gen}}$, dashed: $\\tau_{{mem}}$", fontsize=8)
+                 f"seeds {list(seeds)}; dots: $\\tau_{{gen}}$, dashed: $\\tau_{{mem}}$. No analytic line: "
+                 f"extensive centroids (the analytic curves cover centered mixtures only)", fontsize=8)
     params = {"models": {k: m.to_dict() for k, m in models.items()}, "d": d, "seeds": list(seeds),
               "matrices": "exact"}
     return _save(fig, Path(out_dir), name, numbers, params)
@@ -531,8 +785,10 @@ def figure_fig4(out_dir, *, d: int | None = None, full: bool = False, seeds: Seq
     ax1.set_title("generalization gap", fontsize=9)
     ax2.set_title("memorization gap", fontsize=9)
     fig.suptitle(f"Fig. 4: imbalance modulates the class gaps. {_model_title(fig4_model(0.5)).replace('(0.5, 0.5)', 'swept')}"
-                 f"; exact RF matrices, d = {d}, seeds {list(seeds)}", fontsize=8)
-    numbers = {"time_unit": TIME_UNIT, "d": d, "seeds": list(seeds), "rows": rows}
+                 f"; exact RF matrices, d = {d}, seeds {list(seeds)}. No analytic line: extensive centroids",
+                 fontsize=8)
+    numbers = {"time_unit": TIME_UNIT, "d": d, "seeds": list(seeds), "rows": rows,
+               "analytic": _analytic_status(fig4_model(0.5))}
     params = {"model": fig4_model(0.5).to_dict(), "rhos": list(rhos), "d": d, "seeds": list(seeds),
               "matrices": "exact", "gd": None if gd is None else gd.as_dict()}
     return _save(fig, Path(out_dir), "fig4", numbers, params)
