@@ -655,16 +655,39 @@ def fig3_models(t: float = 0.01) -> dict:
             "weights": base.replace(weights=(0.7, 0.3))}
 
 
-def _ablation_flows(d, seeds, cache):
+def _ablation_flows(d, seeds, cache, matrices: str = "gep"):
     flows = {}
     for name, model in fig3_models().items():
-        flows[name] = model_flows(model, d, seeds, "exact", cache=cache, progress=True)[0]
+        flows[name] = model_flows(model, d, seeds, matrices, cache=cache, progress=True)[0]
     return flows
 
 
-def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool) -> LearningFigure:
+#: Fig. 3 / 10 also compute the exact-matrix curves as a check up to this d (above it the exact
+#: Mehler-series matrices cost minutes per seed; ``check_exact=True`` forces them).
+_EXACT_CHECK_MAX_D = 40
+
+
+def _exact_check(gep_flow: FlowAverage, exact_flow: FlowAverage, tau: np.ndarray) -> dict:
+    """GEP (theory) against exact-matrix (empirical) curves and times of the same draws."""
+    g, e = gep_flow.errors(tau), exact_flow.errors(tau)
+    tg, te = class_times(gep_flow), class_times(exact_flow)
+    ratio = lambda a, b: None if a is None or b is None else a / b
+    early = tau <= max(t.tau_gen for t in te)
+    return {"max_abs_test_c": np.max(np.abs(g.test_c - e.test_c), axis=1).tolist(),
+            "max_abs_test_c_to_tau_gen": np.max(np.abs(g.test_c - e.test_c)[:, early], axis=1).tolist(),
+            "exact_classes": [t.as_dict() for t in te],
+            "tau_gen_ratio": [ratio(a.tau_gen, b.tau_gen) for a, b in zip(tg, te)],
+            "tau_mem_ratio": [ratio(a.tau_mem, b.tau_mem) for a, b in zip(tg, te)]}
+
+
+def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool, check_exact: bool | None = None) -> LearningFigure:
+    """Figs. 3 / 10 from the extensive-centroid GEP matrices (the theory: speciation.md §1.2, gep.md
+    §4; issue 7 item 4), with the exact-matrix curves of the same draws drawn thin as the empirical
+    check when ``check_exact`` (default: d <= 40)."""
     models = fig3_models()
-    flows = _ablation_flows(d, seeds, cache)
+    flows = _ablation_flows(d, seeds, cache, "gep")
+    check_exact = d <= _EXACT_CHECK_MAX_D if check_exact is None else bool(check_exact)
+    exact = _ablation_flows(d, seeds, cache, "exact") if check_exact else None
     lo = min(f.time_range()[0] for f in flows.values())
     hi = max(f.time_range()[1] for f in flows.values())
     tau = np.geomspace(max(lo, 1e-1), hi, 300)
@@ -677,9 +700,13 @@ def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool) -> LearningFigure:
         curves = flows[panel].errors(tau)
         times = class_times(flows[panel])
         ax = axes[0, j]
+        ex = exact[panel].errors(tau) if exact is not None else None
         for c in range(2):
             line, = ax.plot(tau, curves.test_c[c], f"C{c}-", label=f"class {c + 1}")
             ax.plot(tau, base.test_c[c], f"C{c}:", lw=0.9, label=f"class {c + 1}, baseline")
+            if ex is not None:
+                ax.plot(tau, ex.test_c[c], "-", color=line.get_color(), lw=3, alpha=0.25,
+                        label=f"class {c + 1}, exact RF matrices")
             ax.plot([times[c].tau_gen], [times[c].min_error], "o", color=line.get_color(), ms=4)
             if times[c].tau_mem is not None:
                 ax.axvline(times[c].tau_mem, color=line.get_color(), lw=0.7, ls="--")
@@ -705,6 +732,8 @@ def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool) -> LearningFigure:
                                     "classes": [t.as_dict() for t in times],
                                     "test_c": curves.test_c.tolist(),
                                     **({"mse_c": curves.mse_c.tolist()} if mse else {})}
+        if exact is not None:
+            numbers["panels"][panel]["exact_check"] = _exact_check(flows[panel], exact[panel], tau)
     numbers["tau"] = tau.tolist()
     numbers["baseline"] = {"classes": [t.as_dict() for t in class_times(flows["baseline"])],
                            "test_c": base.test_c.tolist()}
@@ -713,11 +742,13 @@ def _fig3_like(out_dir, name, d, seeds, cache, *, mse: bool) -> LearningFigure:
     numbers["analytic"] = {name: _analytic_status(m) for name, m in models.items()}
     what = ("Fig. 10: class test errors (top) and score MSEs (bottom); same minima and crossings"
             if mse else "Fig. 3: class-specific timescales under three ablations (dotted: baseline)")
-    fig.suptitle(f"{what}. Exact RF matrices, d = {d}, p = {flows['baseline'].p}, "
-                 f"seeds {list(seeds)}; dots: $\\tau_{{gen}}$, dashed: $\\tau_{{mem}}$. No analytic line: "
+    check = "; thick pale: exact RF matrices of the same draws" if exact is not None else ""
+    fig.suptitle(f"{what}. Extensive-centroid GEP matrices, d = {d}, p = {flows['baseline'].p}, "
+                 f"seeds {list(seeds)}; dots: $\\tau_{{gen}}$, dashed: $\\tau_{{mem}}${check}. No analytic line: "
                  f"extensive centroids (the analytic curves cover centered mixtures only)", fontsize=8)
+    numbers["matrices"] = "gep"
     params = {"models": {k: m.to_dict() for k, m in models.items()}, "d": d, "seeds": list(seeds),
-              "matrices": "exact"}
+              "matrices": "gep", "exact_check": exact is not None}
     return _save(fig, Path(out_dir), name, numbers, params)
 
 
