@@ -19,7 +19,7 @@
 # EXTRA, MEMEXTRA, FIGEXTRA: extra options of train, memorization and the two figures (a CPU dry
 # run: LOCAL=1 EXTRA="--config tiny --device cpu" SIZE=32 STEPS=4 CKPTS=2 NS=8
 # MEMEXTRA="--classifier-epochs 1" FIGEXTRA="--d 2 --seeds 1", fig5 ignores FIGEXTRA).
-# Outputs under $OUT (or OUT=...): mem_p<K>_f<F>.json, fig5.png, fig6.png, fig6.json, log.txt.
+# Outputs under $OUT (or OUT=...): mem_p<K>_f<F>.json, fig5/, fig6/ (PNG, PDF, JSON, provenance), log.txt.
 #
 #   run(command="bash validation/ddpm_reduced_run.sh", carry=[".devcarry"], timeout_s=780)
 set -u
@@ -50,7 +50,7 @@ for K in ${PARTNERS:-8 1}; do for F in ${FRACTIONS:-0.25 0.75}; do
     > "$OUT/mem_p${K}_f${F}.json" 2> "$RUNS/mem_p${K}_f${F}.log" &
 done; done; wait
 stamp "memorization done"
-$PY -m diffmix figure fig5 --runs "$RUNS"/p* --data "$DATA" --out "$OUT" ${FIGEXTRA:-} >> "$OUT/log.txt" 2>&1
-$PY -m diffmix figure fig6 --runs "$RUNS"/p* --data "$DATA" --out "$OUT" ${FIGEXTRA:-} >> "$OUT/log.txt" 2>&1
+$PY -m diffmix figure fig5 --runs "$RUNS"/p* --data "$DATA" --out "$OUT/fig5" >> "$OUT/log.txt" 2>&1
+$PY -m diffmix figure fig6 --runs "$RUNS"/p* --data "$DATA" --out "$OUT/fig6" ${FIGEXTRA:-} >> "$OUT/log.txt" 2>&1
 stamp "figures done"
 for f in "$RUNS"/*.log; do echo "== $f"; tail -n 12 "$f"; done >> "$OUT/log.txt"
