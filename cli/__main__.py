@@ -19,7 +19,7 @@ COMMANDS = {
     "edges": ("diffmix.solvers._cli:edges_main",
               "spectral edges, atoms and timescales of a centered mixture (any precision)"),
     "spectrum": ("diffmix.validation._cli:spectrum_main",
-                 "density, atoms, edges, timescales and a plot (optionally against a finite size)"),
+                 "density, edges, timescales and a plot of U_gep, centered or with centroids (optionally against a finite size)"),
     "figure": ("diffmix.validation._cli:figure_main", "regenerate a figure of the paper"),
     "curves": ("diffmix.validation._learning:curves_main",
                "exact gradient-flow learning curves per class (train, test, score MSE) of a finite draw"),

@@ -121,3 +121,34 @@ ANALYTIC_MP_VS_F64 = 1e-12
 #: Seed mean of 4 GEP-matrix flows at d = 60 against the analytic curves, tau/p in [1e-2, 1e3]: relative
 #: (finite-size bias and noise; measured 2.1% / 1.8% with 8 seeds).
 ANALYTIC_FINITE_D60 = 5e-2
+
+# ---- Bulk density with extensive centroids (solvers/_centroid_spectrum.py; centroid-spectrum.md) ----
+#: Vector fixed point with zero centroids (one type) against the centered solver of spectrum.md, g on the
+#: real axis and off it: relative (centroid-spectrum.md §1: 1.0e-14; measured 3.7e-13 on the axis, C = 2).
+CENTROID_CENTERED_LIMIT = 1e-11
+#: Closed-form cell averages of 1/D and 1/D^2 (cell model, §3) against quadrature: relative (measured 3.4e-9;
+#: the Taylor branch is truncated at ~1e-8, the small-shift correction at ~1e-10).
+CELL_AVERAGE_VS_QUADRATURE = 1e-7
+#: Analytic Jacobian of the fixed point against central differences (h = 1e-6): relative (measured 1.7e-9).
+CENTROID_JACOBIAN_VS_FD = 1e-7
+#: A class split in two identical classes (same variance and centroid) against the merged model, g at
+#: complex z and on the real axis (Gauss-Hermite): relative (measured 8e-16: the whitened grids coincide).
+CENTROID_DUPLICATE_CLASS = 1e-12
+#: g(z) against (1/p) tr (U_gep - z)^{-1}, d = 200 (p = 800), rows of W normalised, seed 1,
+#: z = 0.5 + 0.2i, 1 + 0.5i, 0.01 + 0.02i: relative (finite-p noise; single seeds 1-6 deviate by <= 0.009
+#: for C = 2 with cosine 0.5, <= 0.006 for case A and C = 3).
+CENTROID_STIELTJES_VS_TRACE = 1.5e-2
+#: Mass of the bulk density (log-Chebyshev grid on the support) against 1: absolute (case A: measured
+#: 0.99990 with 200 points, 0.99970 with the default 400; t = 1.5: 0.99995).
+CENTROID_MASS = 1e-3
+#: max |CDF(50^2 cells) - CDF(100^2 cells)| over the smeared band of case A (§5: 0.0015; measured 0.0015).
+CENTROID_CELLS_50_VS_100 = 3e-3
+#: KS of the bulk of sampled U_gep with centroids (outliers removed, rows of W normalised) against the
+#: deterministic equivalent, case A at d = 200 (p = 800): measured 0.0045-0.0169 over seeds 1-20 (mean
+#: 0.0089); the seed-vs-seed KS at that size is 0.005-0.021 over 10 pairs (mean 0.0098; the note: 0.0075).
+CENTROID_KS_D200 = 0.025
+#: The same at d = 400 (p = 1600), cases A and E (note: 0.0064-0.0155, seed vs seed 0.0094-0.0144).
+CENTROID_KS_D400 = 0.02
+#: KS of the same samples against the centered formula (centroids ignored): measured 0.305-0.328 for case
+#: A at d = 200 (note: 0.33); the centroids' effect on the bulk is 20-60x the noise.
+CENTROID_CENTERED_KS_MIN = 0.25

@@ -14,7 +14,9 @@ from diffmix.solvers import SpectralParams, Spectrum, spectrum
 from diffmix.theory import ModelError, load_model
 
 from ._figures import _model_text, draw_density, figure_fig2b, figure_fig8
-from ._spectrum import TheoryCDF, compare_with_diagonalization
+from ._spectrum import (TheoryCDF, centered_formula_cdf, centroid_spectrum_record,
+                        compare_centroid_with_diagonalization, compare_with_diagonalization,
+                        draw_centroid_density, outlier_prediction)
 
 _ERRORS = (ModelError, ValueError, ArithmeticError, OSError)
 _FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10", "fig1", "fig5", "fig6")
@@ -28,8 +30,11 @@ def _edge_value(lam, dps: int | None):
     return float(lam) if dps is None else mpmath.nstr(lam, dps)
 
 
-def _spectrum_record(spec: Spectrum, dps: int | None) -> dict:
-    """The JSON object of ``diffmix spectrum --json`` (spectrum.md §4-5; time unit 1/lambda)."""
+def _spectrum_record(spec, dps: int | None) -> dict:
+    """The JSON object of ``diffmix spectrum --json`` (spectrum.md §4-5; time unit 1/lambda);
+    for a model with centroids :func:`centroid_spectrum_record` (centroid-spectrum.md)."""
+    if not isinstance(spec, Spectrum):
+        return centroid_spectrum_record(spec)
     ts = spec.timescales
     return {"edges": [[_edge_value(b.lower.lam, dps), _edge_value(b.upper.lam, dps)] for b in spec.bulks],
             "atoms": [[float(loc), float(w)] for loc, w in spec.atoms],
@@ -41,55 +46,101 @@ def _spectrum_record(spec: Spectrum, dps: int | None) -> dict:
 
 
 def _print_text(record: dict, check: dict | None) -> None:
+    centroids = record.get("spectrum") == "centroids"
     for k, ((lo, hi), mass) in enumerate(zip(record["edges"], record["masses"])):
-        print(f"bulk {k}: [{lo}, {hi}]  mass {mass:.9f}")
+        print(f"{'support component' if centroids else 'bulk'} {k}: [{lo}, {hi}]  mass {mass:.9f}")
     for loc, weight in record["atoms"]:
         print(f"atom at {loc!r}  weight {weight:.9f}")
+    if centroids:
+        print(f"total mass {record['total_mass']:.6f} ({record['edge_note']})")
     for key in ("tau_gen", "tau_mem", "tau_final", "W_gen", "W_mem"):
         print(f"{key:<9} = {record[key]}  [{record['time_unit']}]")
+    if centroids:
+        print(f"timescales: {record['timescale_note']}")
+        print(f"outliers (theory): {record['outliers_theory']} ({record['outliers_note']})")
     print(f"converged: {record['converged']} ({record['message']})")
-    if check is not None:
-        seed = check["seeds"][0]
-        print(f"finite size d = {check['d']}, p = {check['p']}, n = {check['n']}, seed {seed['seed']}: "
-              f"KS = {seed['ks']:.5f}, L1 = {seed['l1']:.5f}, atom {seed['atom_found']} of "
-              f"{seed['atom_expected']} eigenvalues")
-        for k, (ext, err) in enumerate(zip(seed["extremes"], seed["rel_error"])):
-            print(f"  bulk {k}: extremes [{ext[0]:.6g}, {ext[1]:.6g}], relative to the edges "
-                  f"[{err[0]:+.4f}, {err[1]:+.4f}]")
+    if check is None:
+        return
+    if centroids:
+        print(f"finite size d = {check['d']}, p = {check['p']}, n = {check['n']} (rows of W "
+              f"normalised: {check['normalize_rows']}):")
+        for seed in check["seeds"]:
+            print(f"  seed {seed['seed']}: KS = {seed['ks']:.5f} (at lambda = "
+                  f"{seed['lam_max_deviation']:.4g}), KS centered formula = "
+                  f"{seed['ks_centered'] if seed['ks_centered'] is None else round(seed['ks_centered'], 5)}, "
+                  f"largest bulk eigenvalue {seed['largest_bulk']:.6g}, outliers "
+                  f"{[round(v, 6) for v in seed['outliers']]}")
+        print(f"  KS seed vs seed (sampling noise): {[round(v, 5) for v in check['ks_seed_vs_seed']]}")
+        return
+    seed = check["seeds"][0]
+    print(f"finite size d = {check['d']}, p = {check['p']}, n = {check['n']}, seed {seed['seed']}: "
+          f"KS = {seed['ks']:.5f}, L1 = {seed['l1']:.5f}, atom {seed['atom_found']} of "
+          f"{seed['atom_expected']} eigenvalues")
+    for k, (ext, err) in enumerate(zip(seed["extremes"], seed["rel_error"])):
+        print(f"  bulk {k}: extremes [{ext[0]:.6g}, {ext[1]:.6g}], relative to the edges "
+              f"[{err[0]:+.4f}, {err[1]:+.4f}]")
 
 
 def spectrum_main(argv: list[str] | None = None) -> int:
-    """``diffmix spectrum MODEL``: density, atoms, edges and timescales of a centered mixture.
+    """``diffmix spectrum MODEL``: density, atoms, edges and timescales of U_gep.
 
-    Exit status 0, 1 when the edge search did not converge (results still written, flagged), 2 on
-    bad input.
+    Centered mixtures: spectrum.md (bulks, edges as folds, atom).  Extensive centroids: the bulk
+    density of centroid-spectrum.md (support components, masses, timescales where the bulk
+    picture identifies them); with ``--check-size`` two seeds are diagonalized and the outliers
+    listed separately.  Exit status 0, 1 when the computation did not converge (results still
+    written, flagged), 2 on bad input.
     """
     parser = argparse.ArgumentParser(
         prog="diffmix spectrum",
-        description="Spectrum of U_gep of a centered mixture (spectrum.md sections 2-5): bulks, "
-                    "edges, atom, timescales tau_gen, tau_mem, tau_final and windows (units of "
-                    "1/lambda), optionally against the eigenvalues of one sampled U_gep.")
+        description="Spectrum of U_gep (units of 1/lambda).  Centered mixture (spectrum.md "
+                    "sections 2-5): bulks, edges, atom, timescales tau_gen, tau_mem, tau_final "
+                    "and windows, optionally against the eigenvalues of one sampled U_gep.  "
+                    "Extensive centroids (centroid-spectrum.md): the bulk density, its support "
+                    "and masses, the timescales where the bulk picture identifies them; with "
+                    "--check-size, two sampled U_gep (seeds SEED, SEED+1, rows of W normalised) "
+                    "with the outliers listed separately and KS distances to the theory, to the "
+                    "centered formula and between the seeds.")
     parser.add_argument("model", help="model file (.toml or .json)")
     parser.add_argument("--out", metavar="DIR",
                         help="write spectrum.json, spectrum.png, spectrum.pdf and provenance.json here")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--check-size", type=int, metavar="D",
-                        help="also diagonalize one U_gep at data dimension D (p = psi_p D)")
+                        help="also diagonalize sampled U_gep at data dimension D (p = psi_p D)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampled U_gep (default 0)")
-    parser.add_argument("--dps", type=int, help="polish the edges to this many digits (mpmath)")
+    parser.add_argument("--dps", type=int, help="centered: polish the edges to this many digits (mpmath)")
     parser.add_argument("--n-per-bulk", type=int, default=400,
-                        help="grid points per bulk of the density (default 400)")
+                        help="centered: grid points per bulk of the density (default 400)")
+    parser.add_argument("--n-grid", type=int, default=400,
+                        help="centroids: points of the log-spaced scan for the support and of "
+                             "the grid of each support component (default 400)")
     args = parser.parse_args(argv)
     try:
         model = load_model(args.model)
-        params = SpectralParams.from_model(model, dps=None if args.dps is None else args.dps + 10)
-        spec = spectrum(params, dps=args.dps)
-        record = _spectrum_record(spec, args.dps)
         comparison = None
-        if args.check_size is not None:
-            comparison = compare_with_diagonalization(model, args.check_size, [args.seed], theory=spec,
-                                                      n_per_bulk=args.n_per_bulk)
-            record["finite_size"] = comparison.summary()
+        if model.is_centered:
+            params = SpectralParams.from_model(model, dps=None if args.dps is None else args.dps + 10)
+            spec = spectrum(params, dps=args.dps)
+            record = _spectrum_record(spec, args.dps)
+            if args.check_size is not None:
+                comparison = compare_with_diagonalization(model, args.check_size, [args.seed],
+                                                          theory=spec, n_per_bulk=args.n_per_bulk)
+                record["finite_size"] = comparison.summary()
+        else:
+            from diffmix.solvers._centroid_spectrum import CentroidSpectralParams, centroid_spectrum
+            if args.dps is not None:
+                raise ValueError("--dps: edges of a model with centroids are not folds (they are "
+                                 "read off the density); --dps applies to centered models only")
+            spec = centroid_spectrum(CentroidSpectralParams.from_model(model), n_grid=args.n_grid,
+                                     n_per_component=args.n_grid)
+            record = _spectrum_record(spec, None)
+            if args.check_size is not None:
+                predicted, note = outlier_prediction(model, args.check_size)
+                record["outliers_theory"] = None if predicted is None else predicted.tolist()
+                record["outliers_note"] = note
+                if spec.converged:
+                    comparison = compare_centroid_with_diagonalization(
+                        model, args.check_size, [args.seed, args.seed + 1], theory=spec)
+                    record["finite_size"] = comparison.summary()
         if args.out is not None:
             written = _write_spectrum(Path(args.out), model, spec, record, args, comparison)
     except _ERRORS as exc:
@@ -102,24 +153,44 @@ def spectrum_main(argv: list[str] | None = None) -> int:
         if args.out is not None:
             print("wrote " + ", ".join(str(p) for p in written))
     if not spec.converged:
-        print(f"diffmix spectrum: warning: the edge search did not converge: {spec.message}", file=sys.stderr)
+        what = "the edge search" if model.is_centered else "the density"
+        print(f"diffmix spectrum: warning: {what} did not converge: {spec.message}", file=sys.stderr)
         return 1
     return 0
 
 
-def _write_spectrum(out: Path, model, spec: Spectrum, record: dict, args, comparison) -> list[Path]:
-    """spectrum.json (record + the density on the adapted grid), the plot, provenance.json."""
-    cdf = TheoryCDF.from_spectrum(spec, args.n_per_bulk)
+def _write_spectrum(out: Path, model, spec, record: dict, args, comparison) -> list[Path]:
+    """spectrum.json (record + the density on its grid), the plot, provenance.json."""
     fig = Figure(figsize=(8.0, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    title = f"Spectrum of $U_{{gep}}$: {_model_text(model)}"
-    if comparison is None:
-        draw_density(ax, cdf)
+    if isinstance(spec, Spectrum):
+        cdf = TheoryCDF.from_spectrum(spec, args.n_per_bulk)
+        title = f"Spectrum of $U_{{gep}}$: {_model_text(model)}"
+        if comparison is None:
+            draw_density(ax, cdf)
+        else:
+            sample, size = comparison.per_seed[0], comparison.size
+            draw_density(ax, cdf, sample, size.p)
+            title += (f"\nsample d = {size.d}, p = {size.p}, n = {size.n}, seed {sample.seed}: "
+                      f"KS = {sample.ks:.4f}, L1 (80 log bins) = {sample.l1:.4f}")
+        density = {"lam": cdf.lam.tolist(), "rho": cdf.rho.tolist()}
     else:
-        sample, size = comparison.per_seed[0], comparison.size
-        draw_density(ax, cdf, sample, size.p)
-        title += (f"\nsample d = {size.d}, p = {size.p}, n = {size.n}, seed {sample.seed}: "
-                  f"KS = {sample.ks:.4f}, L1 (80 log bins) = {sample.l1:.4f}")
+        norms = "(" + ", ".join(f"{v:g}" for v in model.centroid_norm2) + ")"
+        title = (f"Bulk spectrum of $U_{{gep}}$ with centroids: {_model_text(model)}, "
+                 f"$||\\mu_c||^2/d$ = {norms}")
+        if comparison is None:
+            draw_centroid_density(ax, spec, centered_cdf=centered_formula_cdf(model, spec.scan_lam))
+        else:
+            draw_centroid_density(ax, spec, comparison)
+            size = comparison.size
+            title += (f"\nsamples d = {size.d}, p = {size.p}, n = {size.n}: KS = "
+                      + ", ".join(f"{s.ks:.4f}" for s in comparison.per_seed)
+                      + " (seed vs seed " + ", ".join(f"{v:.4f}" for v in comparison.ks_seed_vs_seed)
+                      + "); centered formula KS = "
+                      + ", ".join("n/a" if s.ks_centered is None else f"{s.ks_centered:.3f}"
+                                  for s in comparison.per_seed))
+        density = {"lam": spec.lam.tolist(), "rho": spec.density.tolist(),
+                   "quadrature": spec.method.tolist()}
     ax.set_title(title, fontsize=8)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -127,11 +198,10 @@ def _write_spectrum(out: Path, model, spec: Spectrum, record: dict, args, compar
         path = out / f"spectrum.{kind}"
         fig.savefig(path, dpi=150 if kind == "png" else None)
         written.append(path)
-    density = {"lam": cdf.lam.tolist(), "rho": cdf.rho.tolist()}
     written.append(write_json_atomic(out / "spectrum.json", {**record, "density": density}))
     params = {"model_file": str(args.model), "model": model.to_dict(), "model_hash": model.content_hash(),
               "dps": args.dps, "check_size": args.check_size, "seed": args.seed,
-              "n_per_bulk": args.n_per_bulk}
+              "n_per_bulk": args.n_per_bulk, "n_grid": args.n_grid}
     written.append(write_json_atomic(out / "provenance.json", provenance("diffmix spectrum", params)))
     return written
 

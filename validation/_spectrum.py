@@ -1,4 +1,4 @@
-"""Theory spectrum of a centered mixture against the eigenvalues of sampled finite-size matrices.
+"""Theory spectrum against the eigenvalues of sampled finite-size matrices (centered and centroids).
 
 spectrum.md §5-6 (paper Sec. 3.2, App. F.3, Fig. 8): the eigenvalues of U_gep (or of the true
 feature covariance U, gep.md §2) are split into the atom and the bulks **by eigenvalue index**
@@ -12,6 +12,11 @@ and the whole spectrum with the theory law by two distances,
 The theory CDF integrates the density on the bulk-adapted grid of
 :func:`diffmix.solvers.density_on_bulks`.  Finite-size extremes approach the edges like
 p^(-2/3) (Tracy-Widom scaling); :func:`extrapolate_extremes` fits that law over several sizes.
+
+Extensive centroids (centroid-spectrum.md §4-5): :func:`compare_centroid_with_diagonalization`
+sets the outliers (the rank <= 2C mean part) apart and compares the remaining bulk by KS with the
+deterministic equivalent of :mod:`diffmix.solvers._centroid_spectrum`, with the centered formula
+(to show the difference the centroids make) and with a second seed (the sampling noise).
 """
 from __future__ import annotations
 
@@ -27,9 +32,12 @@ from diffmix.gpu import FiniteSize, gep_matrices, true_feature_covariance
 from diffmix.solvers import SpectralParams, Spectrum, density_on_bulks, find_edges
 from diffmix.theory import Model
 
-__all__ = ["DiagonalizationComparison", "EdgeExtrapolation", "SeedComparison", "TheoryCDF",
-           "bulk_index_bounds", "compare_with_diagonalization", "eigenvalues_of",
-           "extrapolate_extremes", "ks_distance", "l1_distance"]
+__all__ = ["CentroidDiagonalizationComparison", "CentroidSeedComparison",
+           "DiagonalizationComparison", "EdgeExtrapolation", "GridCDF", "SeedComparison",
+           "TheoryCDF", "bulk_index_bounds", "centered_formula_cdf", "centroid_spectrum_record",
+           "compare_centroid_with_diagonalization", "compare_with_diagonalization",
+           "draw_centroid_density", "eigenvalues_of", "extrapolate_extremes", "ks_distance",
+           "ks_two_sample", "l1_distance", "outlier_prediction"]
 
 _MATRICES = ("gep", "true")
 
@@ -549,3 +557,414 @@ def extrapolate_extremes(comparisons: Sequence[DiagonalizationComparison]) -> Ed
     fit = np.tensordot(coeffs, mean, axes=(1, 0))                   # (2, n_bulks, 2)
     intercept_se = np.sqrt(np.tensordot(coeffs[0] ** 2, sem ** 2, axes=(0, 0)))
     return EdgeExtrapolation(p, x, mean, sem, fit[0], fit[1], intercept_se)
+
+
+# ---------------------------------------------------------------------- extensive centroids
+#
+# centroid-spectrum.md §4-5: the bulk density of U_gep with extensive centroids (the vector fixed
+# point of diffmix.solvers._centroid_spectrum) against the eigenvalues of sampled U_gep
+# (speciation.md §1.2, diffmix.gpu.gep_matrices_centroids) with the outliers removed, by KS; the
+# same sample against the centered formula (spectrum.md with the coefficients at m = 0, atom
+# included: what one gets by ignoring the centroids), and two seeds against each other (the
+# finite-p sampling noise of the KS distance).
+
+#: Large-t outlier formula of speciation.md §2 (eq. (10)-(11)) reported only where its
+#: linearization holds: e^{-2t} max_c ||mu_c||^2/d <= this (the spread of the pre-activation
+#: means e^{-t} m_ic; at 0.1 the neglected O(m^3) terms of mu0 are ~10%).
+LARGE_T_MAX_SPREAD = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class GridCDF:
+    """A CDF from a density tabulated on an ascending grid, plus atoms (trapezoid in log lambda).
+
+    Attributes
+    ----------
+    lam : ndarray, shape (n,)
+    cumulative : ndarray, shape (n,)
+        Continuous mass below lam[j], normalised so that continuous mass + atoms = 1.
+    atoms : tuple of (location, weight)
+    mass : float
+        The continuous mass before normalisation (1 - atoms up to the grid's quadrature error).
+    rho : ndarray, shape (n,)
+        The density integrated (for plots).
+    """
+
+    lam: np.ndarray
+    cumulative: np.ndarray
+    atoms: tuple
+    mass: float
+    rho: np.ndarray | None = None
+
+    @classmethod
+    def from_density(cls, lam, rho, atoms=()) -> GridCDF:
+        """Integrate rho on the grid lam (> 0, ascending) by the trapezoid rule in log lambda.
+
+        Examples
+        --------
+        >>> lam = np.linspace(1.0, 3.0, 2001)
+        >>> cdf = GridCDF.from_density(lam, np.full(lam.size, 0.5))
+        >>> round(float(cdf(2.0)), 6), float(cdf(5.0))
+        (0.5, 1.0)
+        """
+        lam = np.asarray(lam, dtype=float)
+        f = lam * np.asarray(rho, dtype=float)
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (f[1:] + f[:-1]) * np.diff(np.log(lam)))])
+        atoms = tuple((float(loc), float(w)) for loc, w in atoms)
+        weight = sum(w for _, w in atoms)
+        mass = float(cum[-1])
+        return cls(lam, cum * ((1.0 - weight) / mass if mass > 0 else 0.0), atoms, mass,
+                   np.asarray(rho, dtype=float))
+
+    def continuous(self, x) -> np.ndarray:
+        """Continuous mass below x (array_like of any shape)."""
+        return np.interp(np.asarray(x, dtype=float), self.lam, self.cumulative,
+                         left=0.0, right=float(self.cumulative[-1]))
+
+    def __call__(self, x) -> np.ndarray:
+        """F(x) = P(lambda <= x), atoms included."""
+        x = np.asarray(x, dtype=float)
+        return self.continuous(x) + sum(w * (x >= loc) for loc, w in self.atoms)
+
+    def left(self, x) -> np.ndarray:
+        """F(x^-) = P(lambda < x)."""
+        x = np.asarray(x, dtype=float)
+        return self.continuous(x) + sum(w * (x > loc) for loc, w in self.atoms)
+
+
+def ks_two_sample(a, b) -> float:
+    """Two-sample KS distance sup |F_a - F_b| of two sets of eigenvalues.
+
+    Examples
+    --------
+    >>> ks_two_sample([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 5.0])
+    0.25
+    """
+    a, b = np.sort(np.asarray(a, dtype=float)), np.sort(np.asarray(b, dtype=float))
+    x = np.concatenate([a, b])
+    fa = np.searchsorted(a, x, side="right") / a.size
+    fb = np.searchsorted(b, x, side="right") / b.size
+    return float(np.max(np.abs(fa - fb)))
+
+
+def _ks_with_location(eigenvalues, cdf) -> tuple[float, float]:
+    """KS distance (as :func:`ks_distance`) and the eigenvalue where it is attained."""
+    values, counts = np.unique(np.asarray(eigenvalues, dtype=float), return_counts=True)
+    right = np.cumsum(counts) / counts.sum()
+    left = right - counts / counts.sum()
+    dev = np.maximum(np.abs(right - cdf(values)), np.abs(left - cdf.left(values)))
+    j = int(np.argmax(dev))
+    return float(dev[j]), float(values[j])
+
+
+def centered_formula_cdf(model: Model, lam) -> GridCDF | None:
+    """The centered formula (spectrum.md) for ``model`` with its centroids ignored, on the grid lam.
+
+    Coefficients at m = 0 (``centroid_norm2`` set to 0), density by
+    :func:`diffmix.solvers.solve_resolvent` on lam, the atom's eta-broadened Lorentzian removed
+    where the real-axis solve was not accepted (spectrum.md §3), the atom at s2 added.  None
+    for an activation that is not odd (the centered equations refuse it).
+    """
+    from diffmix.solvers import solve_resolvent
+
+    centered = model.replace(centroid_norm2=tuple(0.0 for _ in model.weights), cosine=None)
+    try:
+        params = SpectralParams.from_model(centered)
+    except ValueError:
+        return None
+    res = solve_resolvent(params, lam)
+    w = params.atom_weight
+    z = res.lam + 1j * res.eta
+    cont = np.where(res.eta > 0, res.m0 + w / (z - params.s2), res.m0)
+    rho = np.where(res.converged, np.maximum(cont.imag, 0.0) / math.pi, 0.0)
+    return GridCDF.from_density(lam, rho, ((params.s2, w),) if w > 0 else ())
+
+
+def outlier_prediction(model: Model, d: int) -> tuple[np.ndarray | None, str]:
+    """Outlier locations from ``theory/_speciation.py`` at the model's t and dimension d.
+
+    That module has the large-t BBP formula of speciation.md §2 (eqs. (10)-(11)); it is used only
+    where its linearization holds, e^{-2t} max_c centroid_norm2_c <= ``LARGE_T_MAX_SPREAD``.
+    Returns (locations, note): locations sorted descending (modes without an outlier omitted),
+    or None with the note "not predicted: ..." otherwise.
+    """
+    from diffmix.theory._speciation import outlier_eigenvalues
+
+    spread = math.exp(-2.0 * model.t) * max(model.centroid_norm2)
+    if spread > LARGE_T_MAX_SPREAD:
+        return None, (f"not predicted: theory/_speciation.py has only the large-t formula "
+                      f"(speciation.md §2), valid for e^{{-2t}} max ||mu_c||^2/d <= "
+                      f"{LARGE_T_MAX_SPREAD:g}; here {spread:.3g}")
+    try:
+        lam = np.asarray(outlier_eigenvalues(model, d, model.t), dtype=float).ravel()
+    except ValueError as exc:
+        return None, f"not predicted: {exc}"
+    lam = np.sort(lam[np.isfinite(lam)])[::-1]
+    return lam, ("large-t BBP formula of speciation.md §2 (theory/_speciation.py "
+                 "outlier_eigenvalues)")
+
+
+@dataclass(frozen=True, eq=False)
+class CentroidSeedComparison:
+    """One sampled U_gep with centroids against the bulk theory.
+
+    Attributes
+    ----------
+    seed : int
+    eigenvalues : ndarray, shape (p,)
+        All eigenvalues, ascending.
+    outliers : ndarray, shape (n_out,)
+        The eigenvalues set apart as outliers (descending): those among the top 2C that exceed
+        the theory's top bulk edge by more than ``outlier_margin`` (relative).
+    bulk : ndarray, shape (p - n_out,)
+        The rest, compared with the density.
+    ks : float
+        KS distance of ``bulk`` to the deterministic equivalent.
+    lam_max_deviation : float
+        Eigenvalue at which ``ks`` is attained.
+    ks_centered : float or None
+        KS distance of ``bulk`` to the centered formula (None when it does not apply).
+    largest_bulk : float
+        Largest eigenvalue of ``bulk``.
+    """
+
+    seed: int
+    eigenvalues: np.ndarray
+    outliers: np.ndarray
+    bulk: np.ndarray
+    ks: float
+    lam_max_deviation: float
+    ks_centered: float | None
+    largest_bulk: float
+
+
+@dataclass(frozen=True, eq=False)
+class CentroidDiagonalizationComparison:
+    """The centroid bulk theory against sampled U_gep at one size, several seeds.
+
+    Attributes
+    ----------
+    model : Model
+    normalize_rows : bool
+    size : FiniteSize
+    theory : CentroidSpectrum
+    cdf : CentroidSpectrum
+        The theory CDF (``theory`` itself: its ``cdf``/``left`` are the bulk law normalised by
+        its mass).
+    centered_cdf : GridCDF or None
+        The centered formula's CDF (atom included).
+    per_seed : tuple of CentroidSeedComparison
+    ks_seed_vs_seed : ndarray, shape (n_seeds // 2,)
+        Two-sample KS between the bulks of seeds (0, 1), (2, 3), ...
+    outliers_theory : ndarray or None
+        :func:`outlier_prediction` (None: not predicted).
+    outlier_note : str
+    seconds : float
+        Wall time of the sampling and diagonalizations.
+    """
+
+    model: Model
+    normalize_rows: bool
+    size: FiniteSize
+    theory: object
+    cdf: object
+    centered_cdf: GridCDF | None
+    per_seed: tuple
+    ks_seed_vs_seed: np.ndarray
+    outliers_theory: np.ndarray | None
+    outlier_note: str
+    seconds: float
+
+    @property
+    def ks(self) -> np.ndarray:
+        """KS to the deterministic equivalent per seed, shape (n_seeds,)."""
+        return np.array([s.ks for s in self.per_seed])
+
+    @property
+    def ks_centered(self) -> np.ndarray:
+        """KS to the centered formula per seed (nan where it does not apply)."""
+        return np.array([np.nan if s.ks_centered is None else s.ks_centered for s in self.per_seed])
+
+    def summary(self) -> dict:
+        """A JSON-ready dictionary: sizes, theory edges, per-seed KS and outliers."""
+        first = self.per_seed[0]
+        return {"matrix": "gep-centroids", "normalize_rows": self.normalize_rows,
+                "d": self.size.d, "p": self.size.p, "n": self.size.n,
+                "theory_edges": self.theory.edges, "theory_mass": self.theory.total_mass,
+                "seconds": self.seconds,
+                "outliers": first.outliers.tolist(),
+                "outliers_theory": (None if self.outliers_theory is None
+                                    else self.outliers_theory.tolist()),
+                "outlier_note": self.outlier_note,
+                "ks_seed_vs_seed": self.ks_seed_vs_seed.tolist(),
+                "seeds": [{"seed": s.seed, "ks": s.ks, "ks_centered": s.ks_centered,
+                           "lam_max_deviation": s.lam_max_deviation,
+                           "outliers": s.outliers.tolist(), "n_bulk": int(s.bulk.size),
+                           "largest_bulk": s.largest_bulk} for s in self.per_seed]}
+
+
+def compare_centroid_with_diagonalization(model: Model, d: int, seeds: Sequence[int], *,
+                                          theory=None, normalize_rows: bool = True,
+                                          outlier_margin: float = 0.1,
+                                          centered: bool = True) -> CentroidDiagonalizationComparison:
+    """Diagonalize sampled U_gep with extensive centroids and compare the bulk with the theory.
+
+    For each seed: U_gep of speciation.md §1.2 (:func:`diffmix.gpu.gep_matrices_centroids`) at
+    dimension d, all p eigenvalues; the outliers (the mean part, rank <= 2C: the top 2C
+    eigenvalues that exceed the theory's top edge by more than ``outlier_margin``, relative) are
+    reported separately and the rest compared by KS with the deterministic equivalent
+    (centroid-spectrum.md §1) and with the centered formula (coefficients at m = 0, atom
+    included); consecutive seeds are compared with each other (two-sample KS: the sampling
+    noise at this p).
+
+    Parameters
+    ----------
+    model : Model
+        With centroids (not all ``centroid_norm2`` zero), C <= 3.
+    d : int
+        Data dimension; p = round(psi_p d), n = round(psi_n d).
+    seeds : sequence of int
+    theory : CentroidSpectrum, optional
+        :func:`~diffmix.solvers._centroid_spectrum.centroid_spectrum` of the model; computed
+        when None.
+    normalize_rows : bool
+        Rows of W with norm sqrt(d) (default True): the theory takes ||w_i||^2/d = 1 in the
+        coefficients (centroid-spectrum.md §6); with Gaussian rows the sampled coefficients are
+        evaluated at the actual row norms, an O(d^{-1/2}) difference (case A of §5 at d = 200:
+        KS 0.010-0.036 over seeds 1-6, against 0.0045-0.017 over seeds 1-20 with normalised
+        rows).
+    outlier_margin : float
+        Relative margin above the theory's top edge for an eigenvalue to count as an outlier.
+    centered : bool
+        Also compute the KS distance to the centered formula.
+
+    Returns
+    -------
+    CentroidDiagonalizationComparison
+
+    Raises
+    ------
+    ValueError
+        No seeds, a centered model, or a model the theory does not handle.
+    ArithmeticError
+        If the theory density did not converge.
+    """
+    from diffmix.gpu import gep_matrices_centroids
+    from diffmix.solvers._centroid_spectrum import CentroidSpectralParams, centroid_spectrum
+
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("seeds: give at least one seed")
+    if model.is_centered:
+        raise ValueError("centroid_norm2: the model is centered; use compare_with_diagonalization")
+    if not 0 <= outlier_margin < 10:
+        raise ValueError(f"outlier_margin = {outlier_margin!r}: must be in [0, 10)")
+    if theory is None:
+        theory = centroid_spectrum(CentroidSpectralParams.from_model(model))
+    if not theory.converged:
+        raise ArithmeticError(f"theory density did not converge: {theory.message}")
+    size = FiniteSize.from_model(model, d)
+    cdf = theory  # CentroidSpectrum.cdf / .left: the bulk law normalised by its mass
+    centered_cdf = centered_formula_cdf(model, theory.scan_lam) if centered else None
+    top_edge = theory.components[-1][1]
+    n_candidates = 2 * model.n_classes
+    start = time.perf_counter()
+    per_seed = []
+    for seed in seeds:
+        sample = gep_matrices_centroids(model, d, seed=seed, normalize_rows=normalize_rows)
+        e = eigenvalues_of(sample.U)
+        del sample
+        top = e[-n_candidates:]
+        n_out = int(np.count_nonzero(top > (1.0 + outlier_margin) * top_edge))
+        bulk, outliers = e[:e.size - n_out], e[e.size - n_out:][::-1]
+        ks, at = _ks_with_location(bulk, cdf)
+        ks_c = None if centered_cdf is None else _ks_with_location(bulk, centered_cdf)[0]
+        per_seed.append(CentroidSeedComparison(seed, e, outliers.copy(), bulk, ks, at, ks_c,
+                                               float(bulk[-1])))
+    pairs = np.array([ks_two_sample(per_seed[i].bulk, per_seed[i + 1].bulk)
+                      for i in range(0, len(per_seed) - 1, 2)])
+    predicted, note = outlier_prediction(model, d)
+    return CentroidDiagonalizationComparison(model, bool(normalize_rows), size, theory, cdf,
+                                             centered_cdf, tuple(per_seed), pairs, predicted, note,
+                                             time.perf_counter() - start)
+
+
+def centroid_spectrum_record(spec) -> dict:
+    """The JSON object of ``diffmix spectrum`` for a model with centroids (time unit 1/lambda).
+
+    Keys: ``spectrum`` ("centroids"), ``edges`` (support components [lower, upper], ascending),
+    ``masses``, ``total_mass``, ``threshold`` and ``edge_note`` (how the edges are defined),
+    ``atoms`` (none: the s2 atom is smeared), the timescales and windows with ``timescale_note``,
+    ``outliers_theory`` / ``outliers_note`` (filled by the caller with a size), ``converged``,
+    ``message``.
+    """
+    ts = spec.timescales
+    return {"spectrum": "centroids",
+            "edges": [[lo, hi] for lo, hi, _ in spec.components],
+            "masses": [m for _, _, m in spec.components],
+            "total_mass": spec.total_mass, "atoms": [],
+            "threshold": spec.threshold,
+            "edge_note": ("support = {lambda rho(lambda) > threshold}, threshold = 1e-4 of the "
+                          "largest lambda rho; edges bisected to 1e-7 relative (1e-4 in the "
+                          "smeared s2 band); not folds (centroid-spectrum.md §6); the outliers "
+                          "are not in the density"),
+            **{key: ts.get(key) for key in ("tau_gen", "tau_mem", "tau_final", "W_gen", "W_mem")},
+            "time_unit": ts.get("time_unit", "1/lambda"),
+            "timescale_note": ts.get("timescale_note", ""),
+            "outliers_theory": None, "outliers_note": "needs a size: use --check-size",
+            "converged": bool(spec.converged), "message": spec.message}
+
+
+def draw_centroid_density(ax, spec, comparison: CentroidDiagonalizationComparison | None = None,
+                          *, centered_cdf: GridCDF | None = None) -> None:
+    """Draw lambda rho(lambda) of the centroid theory on a log lambda axis, optionally a sample.
+
+    The deterministic equivalent (centroid-spectrum.md §1), the centered formula (coefficients at
+    m = 0, atom marked) when given or held by ``comparison``, the support edges, and the sampled
+    bulk eigenvalues (outliers removed; histogram on log bins normalised by the bulk count).  The
+    outliers are far to the right and only listed in the legend.
+    """
+    lam = spec.lam.reshape(len(spec.components), -1)
+    rho = spec.density.reshape(len(spec.components), -1)
+    for k in range(lam.shape[0]):
+        ax.plot(lam[k], lam[k] * rho[k], color="C0", lw=1.4,
+                label="deterministic equivalent with centroids (centroid-spectrum.md)"
+                if k == 0 else None)
+    lam = spec.scan_lam
+    centered = centered_cdf if centered_cdf is not None else (
+        None if comparison is None else comparison.centered_cdf)
+    if centered is not None and centered.rho is not None:
+        ax.plot(centered.lam, centered.lam * centered.rho, color="C2", lw=1.0, ls="--",
+                label="centered formula (centroids ignored, spectrum.md)")
+        for loc, weight in centered.atoms:
+            ax.axvline(loc, color="C2", lw=1.0, ls="-.",
+                       label=f"its atom at $s^2$ = {loc:.3g}, weight {weight:.3f}")
+    if comparison is not None:
+        s = comparison.per_seed[0]
+        bins = np.geomspace(min(s.bulk[0], lam[0]), max(s.bulk[-1], spec.edges[-1][1]),
+                            int(np.clip(round(2 * math.sqrt(s.bulk.size)), 20, 80)) + 1)
+        counts, _ = np.histogram(s.bulk, bins)
+        shown = ", ".join(f"{v:.4g}" for v in s.outliers) or "none"
+        ax.stairs(counts / (s.bulk.size * np.diff(np.log(bins))), bins, color="C1", fill=True,
+                  alpha=0.35, label=f"sampled $U_{{gep}}$ bulk (seed {s.seed}); outliers removed: "
+                                    f"{shown}")
+    names = {}
+    ts = spec.timescales
+    if ts.get("tau_gen") is not None:
+        names[(len(spec.components) - 1, 0)] = r"$1/\tau_{gen}$"
+    if ts.get("tau_mem") is not None:
+        names[(len(spec.components) - 2, 1)] = r"$1/\tau_{mem}$"
+    if ts.get("tau_final") is not None:
+        names[(0, 0)] = r"$1/\tau_{final}$"
+    for k, (lo, hi, _) in enumerate(spec.components):
+        for side, edge in enumerate((lo, hi)):
+            ax.axvline(edge, color="0.4", ls=":", lw=0.8,
+                       label="support edges (threshold)" if (k, side) == (0, 0) else None)
+            if (k, side) in names:
+                ax.annotate(names[(k, side)], (edge, 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(2, -12), textcoords="offset points", fontsize=8, color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlabel(r"eigenvalue $\lambda$ of $U_{gep}$ (unscaled, gep.md)")
+    ax.set_ylabel(r"$\lambda\,\rho(\lambda)$  (density per unit $\ln\lambda$)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
