@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -40,6 +41,23 @@ def provenance(command: str, parameters: dict) -> dict:
             "python": sys.version.split()[0], "platform": platform.platform(),
             "git_revision": _git_revision(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_file_atomic(path, write) -> Path:
+    """Create ``path`` atomically: ``write(binary_file)`` fills a temporary file beside it, then
+    ``os.replace`` puts it in place (a reader never sees a partial file; on error nothing is left)."""
+    import tempfile
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_json_atomic(path, data) -> Path:

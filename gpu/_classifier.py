@@ -38,7 +38,6 @@ import math
 import numbers
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -46,6 +45,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from diffmix._provenance import write_file_atomic
+
+from ._memorization import _resolve_device
 
 __all__ = ["ClassifierReport", "PairResNet", "balanced_accuracy", "confusion_matrix", "load_classifier", "macro_f1",
            "predict_classes", "save_classifier", "train_pair_classifier"]
@@ -315,13 +318,6 @@ def _threads(num_threads: int | None):
         torch.set_num_threads(previous)
 
 
-def _resolve_device(device: object) -> torch.device:
-    if device is None:
-        return torch.device("cpu")
-    try:
-        return torch.device(device)
-    except (TypeError, RuntimeError) as exc:
-        raise ValueError(f"device = {device!r}: not a torch device ({exc})") from exc
 
 
 def _split(labels: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -527,16 +523,7 @@ def save_classifier(path: str | os.PathLike[str], model: PairResNet, report: Cla
     payload = {"format": FORMAT, "config": {"width": model.width, "n_classes": model.n_classes},
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                "report": report.as_dict()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_file_atomic(path, lambda f: torch.save(payload, f))
 
 
 def load_classifier(path: str | os.PathLike[str], device: object = None) -> tuple[PairResNet, ClassifierReport]:

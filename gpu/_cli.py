@@ -6,12 +6,12 @@ import csv
 import io
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import torch
 
+from diffmix._provenance import write_file_atomic
 from diffmix.theory import ModelError, load_model
 
 from ._simulate import ETA_E_PAPER, GDResult, build_system, simulate_gd
@@ -45,14 +45,7 @@ def _curves_csv(result: GDResult) -> str:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    write_file_atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _check_args(args) -> None:

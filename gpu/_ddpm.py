@@ -78,6 +78,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from diffmix._provenance import write_file_atomic
+
 __all__ = ["Checkpoint", "DDPMConfig", "DDPMTrainResult", "NoiseSchedule", "build_unet", "checkpoint_schedule",
            "count_parameters", "list_checkpoints", "load_unet", "sample_checkpoints", "sample_ddpm", "train_ddpm",
            "training_throughput"]
@@ -125,14 +127,7 @@ def _resolve_device(device: torch.device | str | None) -> torch.device:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    write_file_atomic(path, lambda f: torch.save(obj, f))
 
 
 # ---------------------------------------------------------------------- configuration
@@ -975,15 +970,7 @@ SAMPLES_DIR = "samples"
 
 
 def _save_npy_atomic(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    write_file_atomic(path, lambda f: np.save(f, array))
 
 
 def sample_checkpoints(run_dir: str | os.PathLike[str], *, steps: Sequence[int] | None = None, n: int = 500,

@@ -48,6 +48,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from diffmix._provenance import write_file_atomic
 from diffmix.theory import Model, needs_extensive_gep
 
 from ._finite import (_ACTIVATIONS, FiniteSize, _check_int, gep_matrices, gep_matrices_centroids,
@@ -506,14 +507,7 @@ class GDResult:
 
 
 def _save_atomic(state: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    write_file_atomic(path, lambda f: torch.save(state, f))
 
 
 def simulate_gd(system: GDSystem, *, steps: int, runs: int = 1, eta_e: float = ETA_E_PAPER,

@@ -29,14 +29,13 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from diffmix._provenance import provenance, write_json_atomic
 from diffmix.gpu import ClassStatistics, pair_model
 from diffmix.theory import TIME_UNIT
 
-from ._learning import hierarchy
+from ._learning import LearningFigure, _save, hierarchy
 
 __all__ = ["PairGap", "rf_pair_gaps", "gap_correlation", "load_ddpm_records", "figure_fig5", "figure_fig6",
-           "DDPMFigure", "RF_DEFAULTS"]
+           "RF_DEFAULTS"]
 
 #: The RF model of a pair (see the module docstring): diffusion time, ratios, dimension, seeds.
 RF_DEFAULTS = {"t": 0.01, "psi_p": 60.0, "psi_n": 30.0, "d": 20, "d_full": 100, "seeds": (100, 101, 102),
@@ -183,26 +182,6 @@ def _pair_label(record: dict) -> str:
     return f"{names[0]}-{names[1]} ({100 * record['pair']['sneaker_fraction']:.0f}% Sneaker)"
 
 
-@dataclass(frozen=True)
-class DDPMFigure:
-    """What :func:`figure_fig5` / :func:`figure_fig6` wrote (kind -> path) and the numbers shown."""
-
-    name: str
-    files: dict
-    numbers: dict
-
-
-def _save(fig, out: Path, name: str, numbers: dict, params: dict) -> DDPMFigure:
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for ext in ("png", "pdf"):
-        files[ext] = out / f"{name}.{ext}"
-        fig.savefig(files[ext], dpi=150 if ext == "png" else None)
-    files["json"] = write_json_atomic(out / f"{name}.json", numbers)
-    files["provenance"] = write_json_atomic(out / "provenance.json", provenance(f"diffmix figure {name}", params))
-    return DDPMFigure(name, files, numbers)
-
-
 def _descriptors(stats: ClassStatistics, partner: int, fraction: float) -> dict:
     model = pair_model(stats, partner, fraction, t=RF_DEFAULTS["t"], psi_p=RF_DEFAULTS["psi_p"],
                        psi_n=RF_DEFAULTS["psi_n"])
@@ -216,7 +195,7 @@ _DESCRIPTOR_LABELS = {"variance": "partner mean pixel variance",
                       "cosine": r"cos($\mu_{snk}-\mu$, $\mu_p-\mu$)"}
 
 
-def figure_fig5(out_dir, records: Sequence[dict], stats: ClassStatistics, *, params: dict | None = None) -> DDPMFigure:
+def figure_fig5(out_dir, records: Sequence[dict], stats: ClassStatistics, *, params: dict | None = None) -> LearningFigure:
     """Paper Fig. 5: DDPM per-class memorization and the Sneaker-partner gaps (eq. (147)).
 
     (a) per-class memorization fractions against training step for up to four runs, bootstrap bands,
@@ -283,7 +262,7 @@ def figure_fig5(out_dir, records: Sequence[dict], stats: ClassStatistics, *, par
 
 def figure_fig6(out_dir, records: Sequence[dict], stats: ClassStatistics, *, d: int = RF_DEFAULTS["d"],
                 seeds: Sequence[int] = RF_DEFAULTS["seeds"], threshold: float = RF_DEFAULTS["threshold"],
-                cache: bool = True, params: dict | None = None) -> DDPMFigure:
+                cache: bool = True, params: dict | None = None) -> LearningFigure:
     """Paper Fig. 6 / Result 4: DDPM against RF memorization gaps across pairs, and their correlation.
 
     For every DDPM record (pair, Sneaker proportion) the RF gap of the same pair's Model

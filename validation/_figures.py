@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from diffmix._provenance import provenance, write_json_atomic
-from diffmix.solvers import SpectralParams, Spectrum, edge_path, find_edges
+from diffmix.solvers import Spectrum, edge_path
 from diffmix.theory import Model
 
 from ._spectrum import SeedComparison, TheoryCDF, compare_with_diagonalization
