@@ -59,7 +59,7 @@ and bf16 + ``torch.compile`` 1.10x. Sampling (eval, batch 500) ran 11,000 (float
 (bf16) network evaluations per second: about 35 s for 500 samples x 1000 steps per checkpoint.
 
 Training state (:func:`train_ddpm`): model weights at log-spaced checkpoint steps
-(``run_dir/checkpoints/step_XXXXXXXX.pt``) and a resumable ``run_dir/state.pt`` (model, Adam,
+(``run_dir/checkpoints/step_<step, 8 digits>.pt``) and a resumable ``run_dir/state.pt`` (model, Adam,
 generator states, step, loss log), written atomically (temporary file + ``os.replace``).
 """
 from __future__ import annotations
@@ -484,7 +484,7 @@ def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
 
 
 def load_unet(path: str | os.PathLike[str], *, device: torch.device | str | None = None) -> Checkpoint:
-    """Rebuild the U-Net of a checkpoint file (``checkpoints/step_XXXXXXXX.pt`` or ``state.pt``).
+    """Rebuild the U-Net of a checkpoint file (``checkpoints/step_<step, 8 digits>.pt`` or ``state.pt``).
 
     Returns
     -------
@@ -669,7 +669,7 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
 
     Files in ``run_dir``:
 
-    * ``checkpoints/step_XXXXXXXX.pt``: {format, config, step, model state dict} at every checkpoint
+    * ``checkpoints/step_<step, 8 digits>.pt``: {format, config, step, model state dict} at every checkpoint
       step (:func:`load_unet` reads it);
     * ``state.pt``: model, Adam, the generator and global RNG states, the epoch permutation, the step
       and the loss log (about 300 MB for the paper config), written atomically every
@@ -978,8 +978,8 @@ def sample_checkpoints(run_dir: str | os.PathLike[str], *, steps: Sequence[int] 
                        amp: bool | None = None, progress: bool = False) -> list[tuple[int, np.ndarray]]:
     """Ancestral samples (:func:`sample_ddpm`) of a run's checkpoints, cached in ``run_dir/samples``.
 
-    The samples of checkpoint s are ``samples/step_XXXXXXXX.npy`` (n, C, S, S) float32, in the
-    network's units, with a sidecar ``step_XXXXXXXX.json`` {step, n, seed, batch_size, amp, device,
+    The samples of checkpoint s are ``samples/step_<step, 8 digits>.npy`` (n, C, S, S) float32, in the
+    network's units, with a sidecar ``step_<step, 8 digits>.json`` {step, n, seed, batch_size, amp, device,
     wall_s}; both are written atomically. A cached file is reused when its n, seed, batch_size and
     amp match, else it is recomputed and replaced. Every checkpoint uses the same ``seed`` (the same
     starting noise).

@@ -27,13 +27,13 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 PY=${PY:-python3}
 CARRY=${CARRY:-.devcarry}
 OUT=${OUT:-out/ddpm-reduced}
-RUNS=${RUNS:-/tmp/runs}
+RUNS=${RUNS:-out/ddpm-reduced-runs}          # checkpoints (~100 MB each): not under $OUT
 DATA=${DATA:-$CARRY/fashion-mnist.npz}
 mkdir -p "$RUNS" "$OUT"
 if [ -z "${LOCAL:-}" ]; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$CARRY"/*.whl || exit 1
+  $PY -m pip install -q --no-index --no-deps --no-compile --target out/ddpm-site "$CARRY"/*.whl || exit 1
   $PY -m pip install -q --no-deps --no-build-isolation --no-index -e . > /dev/null || exit 1
-  export PYTHONPATH=/tmp/site
+  export PYTHONPATH="$PWD/out/ddpm-site"
 fi
 T0=$(date +%s); stamp() { echo "[t=$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
 ddpm() { $PY -m diffmix ddpm "$@"; }
