@@ -114,19 +114,27 @@ def _check_options(method: str, rule: str | None):
         raise ValueError(f"rule = {rule!r}: must be one of {', '.join(_RULES)}")
 
 
-def _plan(act: Activation, kern, method: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Which coefficients come from closed forms and which from quadrature."""
+def plan_methods(act: Activation, method: str, names, available, stable, *,
+                 qualifier: str = "") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split ``names`` into (closed forms, quadrature) for ``method`` ("auto", "closed",
+    "quadrature"): ``auto`` takes the closed forms listed as ``stable``; ``closed`` requires all of
+    them to be ``available`` (``qualifier`` completes the error message, e.g. " with a mean")."""
+    names = tuple(names)
     if method == "quadrature":
-        return (), COEFFICIENTS
+        return (), names
     if method == "closed":
-        missing = [n for n in COEFFICIENTS if n not in kern.CLOSED_AVAILABLE]
+        missing = [n for n in names if n not in available]
         if missing:
-            raise ValueError(f"method = 'closed': activation '{act.name}' has no closed form for "
-                             f"{', '.join(missing)} (available: "
-                             f"{', '.join(kern.CLOSED_AVAILABLE) or 'none'})")
-        return COEFFICIENTS, ()
-    closed = tuple(n for n in COEFFICIENTS if n in kern.CLOSED_STABLE)
-    return closed, tuple(n for n in COEFFICIENTS if n not in closed)
+            raise ValueError(f"method = 'closed': activation '{act.name}' has no closed form{qualifier} for "
+                             f"{', '.join(missing)} (available: {', '.join(available) or 'none'})")
+        return names, ()
+    closed = tuple(n for n in names if n in stable)
+    return closed, tuple(n for n in names if n not in closed)
+
+
+def _plan(act: Activation, kern, method: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Which centered coefficients come from closed forms and which from quadrature."""
+    return plan_methods(act, method, COEFFICIENTS, kern.CLOSED_AVAILABLE, kern.CLOSED_STABLE)
 
 
 def _tolerance(values, digits: float):

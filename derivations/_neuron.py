@@ -17,7 +17,7 @@ import numpy as np
 
 from ._activations import Activation, parse_activation
 from ._coefficients import (_MAX_DPS, QuadratureError, _check_options, _check_positive, _ladder,
-                            _tolerance, centered_coefficients, centered_coefficients_array)
+                            _tolerance, centered_coefficients, centered_coefficients_array, plan_methods)
 from ._kernels import load_kernels
 from ._neuron_gep import NEURON_COEFFICIENTS
 from ._quadrature import trapezoid_mp, trapezoid_steps
@@ -109,17 +109,8 @@ def _check_array(name: str, value, positive: bool) -> np.ndarray:
 
 
 def _plan(act: Activation, kern, method: str):
-    if method == "quadrature":
-        return (), NEURON_COEFFICIENTS
-    if method == "closed":
-        missing = [n for n in NEURON_COEFFICIENTS if n not in kern.NEURON_CLOSED_AVAILABLE]
-        if missing:
-            raise ValueError(f"method = 'closed': activation '{act.name}' has no closed form with a "
-                             f"mean for {', '.join(missing)} (available: "
-                             f"{', '.join(kern.NEURON_CLOSED_AVAILABLE) or 'none'})")
-        return NEURON_COEFFICIENTS, ()
-    closed = tuple(n for n in NEURON_COEFFICIENTS if n in kern.NEURON_CLOSED_STABLE)
-    return closed, tuple(n for n in NEURON_COEFFICIENTS if n not in closed)
+    return plan_methods(act, method, NEURON_COEFFICIENTS, kern.NEURON_CLOSED_AVAILABLE,
+                        kern.NEURON_CLOSED_STABLE, qualifier=" with a mean")
 
 
 def _not_converged(act, t, variance, mean, worst, diff, tol, levels) -> str:

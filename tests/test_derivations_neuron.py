@@ -229,3 +229,15 @@ def test_kinked_activation_falls_back_to_trapezoid(act):
         assert np.array_equal(getattr(auto, name), getattr(trap, name))
     # Smooth activations never take the fallback (their Gauss-Hermite ladder is the reference).
     assert "fallback" not in neuron_coefficients("tanh", 1e-3, 0.5, means).methods
+
+
+def test_closed_method_without_closed_forms_raises():
+    """method='closed' names the coefficients that lack a closed form (centered and with a mean)."""
+    with pytest.raises(ValueError, match=r"'tanh' has no closed form for mu1, kappa2, v2, s2 \(available: mu0\)"):
+        centered_coefficients("tanh", 0.1, 0.5, method="closed")
+    with pytest.raises(ValueError, match=r"'tanh' has no closed form with a mean for mu0, .* \(available: none\)"):
+        neuron_coefficients("tanh", 0.1, 0.5, 0.3, method="closed")
+    # linear has every closed form with a mean: method='closed' equals the quadrature
+    closed = neuron_coefficients("linear", 0.1, 0.5, 0.3, method="closed")
+    quad = neuron_coefficients("linear", 0.1, 0.5, 0.3, method="quadrature")
+    assert closed.v_t2 == pytest.approx(quad.v_t2, rel=1e-10, abs=1e-14)
