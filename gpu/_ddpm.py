@@ -654,7 +654,7 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
                steps: int, seed: int, device: torch.device | str | None = None,
                checkpoint_steps: Sequence[int] | None = None, checkpoints: int = PAPER_CHECKPOINTS,
                state_every: int | None = None, state_interval_s: float = 600.0, stop_at: int | None = None,
-               amp: bool | None = None,
+               time_limit_s: float | None = None, amp: bool | None = None,
                channels_last: bool | None = None, compile: bool = False, resume: bool = True,
                progress: bool = True, meta: dict | None = None) -> DDPMTrainResult:
     """Train the DDPM of App. J.1 on ``images`` with epsilon-prediction MSE and Adam.
@@ -707,6 +707,10 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
         Without ``state_every``: seconds between state writes (default 600).
     stop_at : int, optional
         Stop after this many total steps (1..steps); continue later with ``resume=True``.
+    time_limit_s : float, optional
+        Wall-clock budget of this call in seconds (> 0): the first step that ends past it is the
+        last; its weights are saved as an extra checkpoint (outside the schedule, so a fixed-time
+        run still ends with a checkpoint) and the state is written, so ``resume=True`` continues.
     amp : bool, optional
         bf16 autocast of the U-Net's forward (default: on for CUDA, off on CPU). The loss, the
         weights and Adam stay float32.
@@ -755,6 +759,8 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
         state_every = _check_int("state_every", state_every, 1)
     state_interval_s = _check_real("state_interval_s", state_interval_s, 0.0, math.inf)
     end = steps if stop_at is None else _check_int("stop_at", stop_at, 1, steps)
+    if time_limit_s is not None and not (math.isfinite(time_limit_s) and time_limit_s > 0):
+        raise ValueError(f"time_limit_s = {time_limit_s}: must be a finite number of seconds > 0")
     device = _resolve_device(device)
     amp = (device.type == "cuda") if amp is None else bool(amp)
     channels_last = (device.type == "cuda") if channels_last is None else bool(channels_last)
@@ -802,7 +808,8 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
 
         def record(status: str, n_done: int, wall: float, images_per_s: float) -> None:
             from diffmix._provenance import provenance, write_json_atomic
-            record = dict(params, n_steps=n_done, status=status, stop_at=stop_at, state_every=state_every,
+            record = dict(params, n_steps=n_done, status=status, stop_at=stop_at, time_limit_s=time_limit_s,
+                          state_every=state_every,
                           state_interval_s=state_interval_s,
                           resumed_from=resumed_from, device=str(device), compile=bool(compile),
                           channels_last=channels_last, fused_adam=device.type == "cuda",
@@ -825,6 +832,7 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
         if start < end:
             record("running", start, wall_before, float("nan"))
         wanted = set(schedule_steps.tolist())
+        timed_out = False
         t0 = last_save = time.perf_counter()
         with tqdm(total=steps, initial=start, disable=not progress, unit="step", desc="DDPM",
                   mininterval=1.0) as bar:
@@ -840,6 +848,11 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
                     last_save = time.perf_counter()
                 if is_checkpoint and progress:
                     bar.set_postfix(loss=f"{float(losses[k - 1]):.4f}")
+                if time_limit_s is not None and k < end and time.perf_counter() - t0 >= time_limit_s:
+                    end, timed_out = k, True
+                    if not is_checkpoint:
+                        save_checkpoint(k)
+                    break
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         elapsed = time.perf_counter() - t0
@@ -849,13 +862,14 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
         if n_done > start:
             save_state(n_done, wall)
         completed = n_done >= steps
-        record("completed" if completed else "stopped", n_done, wall, images_per_s)
+        record("completed" if completed else ("time limit" if timed_out else "stopped"), n_done, wall, images_per_s)
         loss_log = losses[:n_done].double().cpu().numpy()
 
     if completed:
         message = f"completed {steps} steps"
     else:
-        message = f"stopped at step {n_done} of {steps} (stop_at); continue with resume=True"
+        message = (f"stopped at step {n_done} of {steps} ({'time_limit_s' if timed_out else 'stop_at'}); "
+                   "continue with resume=True")
     return DDPMTrainResult(losses=loss_log, n_steps=n_done, steps=steps, checkpoint_steps=schedule_steps,
                            checkpoints=list_checkpoints(run_dir), completed=completed, resumed_from=resumed_from,
                            images_per_s=images_per_s, wall_s=wall, device=str(device), amp=amp,

@@ -52,6 +52,11 @@ def _run_record(run_dir: Path) -> dict:
 
 
 def load_run_subset(run_dir: str | Path, *, data: str | None = None) -> PairSubset:
+    """Rebuild the training subset of a run (see :func:`_load_run_data`)."""
+    return _load_run_data(run_dir, data=data)[1]
+
+
+def _load_run_data(run_dir: str | Path, *, data: str | None = None):
     """Rebuild the training subset of a run from its ``run.json`` and check its fingerprint.
 
     Parameters
@@ -62,8 +67,9 @@ def load_run_subset(run_dir: str | Path, *, data: str | None = None) -> PairSubs
 
     Returns
     -------
-    PairSubset
-        Identical (same SHA-256 of the images) to the subset the run was trained on.
+    FashionMNIST, PairSubset
+        The data set and the subset, identical (same SHA-256 of the images) to the one the run was
+        trained on.
     """
     from ._ddpm import _fingerprint
 
@@ -80,16 +86,20 @@ def load_run_subset(run_dir: str | Path, *, data: str | None = None) -> PairSubs
     if _fingerprint(subset.images) != parameters["fingerprint"]:
         raise ValueError(f"{run_dir}: the subset rebuilt from {source} differs from the one the run was trained "
                          "on (fingerprint mismatch); pass --data with the original Fashion-MNIST files")
-    return subset
+    return fmnist, subset
 
 
-def _reduced(config, size: int, steps: int, checkpoints: int, config_name: str) -> list[str]:
+def _reduced(config, size: int, steps: int, checkpoints: int, config_name: str,
+             time_limit: float | None = None) -> list[str]:
     from ._ddpm import PAPER_CHECKPOINTS, PAPER_STEPS, DDPMConfig
 
     notes = []
     if size != PAPER_SIZE:
         notes.append(f"training-set size {size} instead of {PAPER_SIZE}")
-    if steps < PAPER_STEPS:
+    if time_limit is not None:
+        notes.append(f"training limited to {time_limit:g} s of wall time (at most {steps} steps; run.json's "
+                     f"n_steps is what was done) instead of about {PAPER_STEPS:.0e} steps")
+    elif steps < PAPER_STEPS:
         notes.append(f"{steps} gradient steps instead of about {PAPER_STEPS:.0e}")
     if checkpoints != PAPER_CHECKPOINTS:
         notes.append(f"{checkpoints} checkpoints instead of {PAPER_CHECKPOINTS}")
@@ -103,18 +113,24 @@ def _reduced(config, size: int, steps: int, checkpoints: int, config_name: str) 
 # ---------------------------------------------------------------------- memorization
 
 
-def _classifier(run_dir: Path, subset: PairSubset, *, epochs: int, seed: int, device, retrain: bool,
-                quiet: bool):
+def _classifier(run_dir: Path, fmnist, subset: PairSubset, *, epochs: int, size: int | None, seed: int, device,
+                retrain: bool, quiet: bool):
     from ._classifier import load_classifier, predict_classes, save_classifier, train_pair_classifier
 
-    path = run_dir / CLASSIFIER_NAME
+    path = run_dir / (CLASSIFIER_NAME if size is None else f"classifier_n{size}.pt")
     if path.exists() and not retrain:
         model, report = load_classifier(path, device=device)
         cached = True
     else:
+        if size is None:    # App. J.1: the pair's training set
+            images, labels = subset.images, subset.labels
+        else:               # a reduced run: a balanced draw of the pair, in the run's units
+            more = pair_subset(fmnist.x_train, fmnist.y_train, subset.partner, sneaker_fraction=0.5, size=size,
+                               seed=seed, pad_to=None)
+            images, labels = subset.standardize(more.pixels), more.labels
         if not quiet:
-            print(f"training the pair classifier ({epochs} epoch(s)) ...", file=sys.stderr)
-        model, report = train_pair_classifier(subset.images, subset.labels, seed=seed, epochs=epochs, device=device)
+            print(f"training the pair classifier ({epochs} epoch(s), {labels.size} images) ...", file=sys.stderr)
+        model, report = train_pair_classifier(images, labels, seed=seed, epochs=epochs, device=device)
         save_classifier(path, model, report)
         cached = False
     return model, report, cached, predict_classes
@@ -134,7 +150,8 @@ def _finite_or_none(x: float) -> float | None:
 
 
 def track_memorization(run_dir: str | Path, *, n: int = PAPER_SAMPLES, seed: int = 0, batch_size: int = 500,
-                       classifier_epochs: int = PAPER_CLASSIFIER_EPOCHS, retrain_classifier: bool = False,
+                       classifier_epochs: int = PAPER_CLASSIFIER_EPOCHS, classifier_size: int | None = None,
+                       retrain_classifier: bool = False,
                        ratio: float = 1.0 / 3.0, threshold: float = 1.0 / 3.0, n_boot: int = 1000,
                        level: float = 0.9, device=None, amp: bool | None = None, data: str | None = None,
                        progress: bool = False, quiet: bool = True) -> dict:
@@ -155,23 +172,63 @@ def track_memorization(run_dir: str | Path, *, n: int = PAPER_SAMPLES, seed: int
     dict
         The content of ``memorization.json`` (also written with ``memorization.csv``).
     """
-    from diffmix._provenance import provenance, write_json_atomic
+    from diffmix._provenance import provenance, write_file_atomic, write_json_atomic
 
-    from ._ddpm import _resolve_device, sample_checkpoints
+    from ._ddpm import _resolve_device, list_checkpoints, sample_checkpoints
     from ._memorization import (bootstrap_fractions, class_fractions, log_memorization_gap, memorization_gap,
                                 memorized_mask, nearest_two, threshold_crossing_time)
 
     run_dir = Path(run_dir)
     device = _resolve_device(device)
-    subset = load_run_subset(run_dir, data=data)
+    fmnist, subset = _load_run_data(run_dir, data=data)
     names = (CLASS_NAMES[SNEAKER], CLASS_NAMES[subset.partner])
-    model, report, cached, predict_classes = _classifier(run_dir, subset, epochs=classifier_epochs, seed=seed,
-                                                         device=device, retrain=retrain_classifier, quiet=quiet)
+    model, report, cached, predict_classes = _classifier(run_dir, fmnist, subset, epochs=classifier_epochs,
+                                                         size=classifier_size, seed=seed, device=device,
+                                                         retrain=retrain_classifier, quiet=quiet)
     train_unit = subset.pixels.reshape(subset.pixels.shape[0], -1).astype(np.float64) / 255.0
-    samples_by_step = sample_checkpoints(run_dir, n=n, seed=seed, batch_size=batch_size, device=device, amp=amp,
-                                         progress=progress)
+    parameters = {"run": str(run_dir), "n": n, "seed": seed, "batch_size": batch_size,
+                  "classifier_epochs": classifier_epochs, "classifier_size": classifier_size, "ratio": ratio,
+                  "threshold": threshold, "n_boot": n_boot, "level": level, "device": str(device), "amp": amp}
+    reduced = (_run_record(run_dir)["parameters"].get("meta", {}).get("reduced", []) + _trained_steps_note(run_dir)
+               + ([f"{n} samples per checkpoint instead of {PAPER_SAMPLES}"] if n != PAPER_SAMPLES else [])
+               + ([f"classifier trained {classifier_epochs} epoch(s) instead of {PAPER_CLASSIFIER_EPOCHS}"]
+                  if classifier_epochs != PAPER_CLASSIFIER_EPOCHS and not cached else [])
+               + ([f"classifier trained on {classifier_size} images of the pair (balanced, from the 60,000 "
+                   "training images) instead of the run's training set"] if classifier_size is not None else []))
+    all_steps = [step for step, _ in list_checkpoints(run_dir)]
+    if not all_steps:
+        raise ValueError(f"--run {run_dir}: no checkpoints in {run_dir / 'checkpoints'}")
+
+    def write(rows: list[dict]) -> dict:
+        # memorization.json after every checkpoint: an interrupted evaluation keeps what it measured
+        steps = np.array([r["step"] for r in rows], dtype=np.float64)
+        t_mem = []
+        for c in range(2):
+            f = np.array([np.nan if r["fractions"][c] is None else r["fractions"][c] for r in rows])
+            t_mem.append(threshold_crossing_time(steps, f, threshold=threshold))
+        result = {
+            "pair": {"sneaker": SNEAKER, "partner": subset.partner, "names": list(names),
+                     "sneaker_fraction": subset.sneaker_fraction, "size": int(subset.labels.size),
+                     "counts": list(subset.counts)},
+            "classes": list(names),
+            "classifier": dict(_report_dict(report), cached=cached),
+            "complete": len(rows) == len(all_steps),
+            "checkpoints": rows,
+            "t_mem": {names[0]: t_mem[0], names[1]: t_mem[1]},
+            "t_mem_sneaker": t_mem[0], "t_mem_partner": t_mem[1],
+            "gap": memorization_gap(t_mem[0], t_mem[1]),
+            "log10_gap": log_memorization_gap(t_mem[0], t_mem[1]),
+            "reduced": reduced,
+            "provenance": provenance("diffmix ddpm memorization", parameters),
+        }
+        write_json_atomic(run_dir / MEMORIZATION_JSON, result)
+        write_file_atomic(run_dir / MEMORIZATION_CSV, lambda fh: fh.write(_csv(result).encode()))
+        return result
+
     rows = []
-    for step, samples in samples_by_step:
+    for step in all_steps:
+        [(_, samples)] = sample_checkpoints(run_dir, steps=[step], n=n, seed=seed, batch_size=batch_size,
+                                            device=device, amp=amp, progress=progress)
         unit = np.clip(subset.to_unit(samples[:, 0]), 0.0, 1.0).reshape(samples.shape[0], -1)
         d1, d2, index1 = nearest_two(unit, train_unit, device=device)
         memorized = memorized_mask(d1, d2, ratio=ratio)
@@ -195,35 +252,16 @@ def track_memorization(run_dir: str | Path, *, n: int = PAPER_SAMPLES, seed: int
         if not quiet:
             print(f"  step {step:>9}: memorized {names[0]} {_fmt(fractions[0])}, {names[1]} {_fmt(fractions[1])} "
                   f"(counts {counts.tolist()})", file=sys.stderr)
-    steps = np.array([r["step"] for r in rows], dtype=np.float64)
-    t_mem = []
-    for c in range(2):
-        f = np.array([np.nan if r["fractions"][c] is None else r["fractions"][c] for r in rows])
-        t_mem.append(threshold_crossing_time(steps, f, threshold=threshold))
-    parameters = {"run": str(run_dir), "n": n, "seed": seed, "batch_size": batch_size,
-                  "classifier_epochs": classifier_epochs, "ratio": ratio, "threshold": threshold, "n_boot": n_boot,
-                  "level": level, "device": str(device), "amp": amp}
-    result = {
-        "pair": {"sneaker": SNEAKER, "partner": subset.partner, "names": list(names),
-                 "sneaker_fraction": subset.sneaker_fraction, "size": int(subset.labels.size),
-                 "counts": list(subset.counts)},
-        "classes": list(names),
-        "classifier": dict(_report_dict(report), cached=cached),
-        "checkpoints": rows,
-        "t_mem": {names[0]: t_mem[0], names[1]: t_mem[1]},
-        "t_mem_sneaker": t_mem[0], "t_mem_partner": t_mem[1],
-        "gap": memorization_gap(t_mem[0], t_mem[1]),
-        "log10_gap": log_memorization_gap(t_mem[0], t_mem[1]),
-        "reduced": _run_record(run_dir)["parameters"].get("meta", {}).get("reduced", []) + (
-            [f"{n} samples per checkpoint instead of {PAPER_SAMPLES}"] if n != PAPER_SAMPLES else []) + (
-            [f"classifier trained {classifier_epochs} epoch(s) instead of {PAPER_CLASSIFIER_EPOCHS}"]
-            if classifier_epochs != PAPER_CLASSIFIER_EPOCHS and not cached else []),
-        "provenance": provenance("diffmix ddpm memorization", parameters),
-    }
-    write_json_atomic(run_dir / MEMORIZATION_JSON, result)
-    from diffmix.derivations._codegen import write_atomic
-    write_atomic(run_dir / MEMORIZATION_CSV, _csv(result))
+        result = write(rows)
     return result
+
+
+def _trained_steps_note(run_dir: Path) -> list[str]:
+    record = _run_record(run_dir)["parameters"]
+    done, planned = record.get("n_steps"), record.get("steps")
+    if done is None or planned is None or done >= planned:
+        return []
+    return [f"training stopped at step {done} of the planned {planned} (status {record.get('status')!r})"]
 
 
 def _fmt(x) -> str:
@@ -303,7 +341,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                         "/usr/share/datasets/fashion-mnist)")
     p.add_argument("--out", metavar="RUN_DIR", required=True,
                    help="run directory (created; if it holds a state, the run is resumed)")
+    p.add_argument("--checkpoint-steps", metavar="S1,S2,...",
+                   help="explicit checkpoint steps, comma-separated, each in 1..--steps (replaces the log-spaced "
+                        "schedule of --checkpoints)")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="stop after STEP steps (resume later)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop this call after SECONDS of training, saving a checkpoint at the last step "
+                        "(resume later)")
     p.add_argument("--state-every", type=int, metavar="K",
                    help="write state.pt every K steps (default: every 10 minutes of training)")
     p.add_argument("--compile", action="store_true", help="torch.compile the U-Net (default off)")
@@ -321,6 +365,10 @@ def _add_memorization(p: argparse.ArgumentParser, *, with_run: bool) -> None:
     p.add_argument("--sample-batch", type=int, default=500, help="samples per network call (default 500)")
     p.add_argument("--classifier-epochs", type=int, default=PAPER_CLASSIFIER_EPOCHS,
                    help=f"pair-classifier epochs (default {PAPER_CLASSIFIER_EPOCHS}, App. J.1)")
+    p.add_argument("--classifier-size", type=int, metavar="N",
+                   help="train the pair classifier on N images of the pair (balanced draw from the 60,000 "
+                        "training images, in the run's units) instead of the run's training set (App. J.1); "
+                        "for reduced runs whose training set is too small for a classifier")
     p.add_argument("--retrain-classifier", action="store_true", help="ignore a cached RUN_DIR/classifier.pt")
     p.add_argument("--ratio", type=float, default=1.0 / 3.0, help="memorized when d1/d2 < RATIO (default 1/3)")
     p.add_argument("--threshold", type=float, default=1.0 / 3.0,
@@ -376,8 +424,14 @@ def _check(args) -> None:
             checks.append(("--state-every", args.state_every, 1))
         if args.stop_at is not None and not 1 <= args.stop_at <= args.steps:
             raise ValueError(f"--stop-at = {args.stop_at}: must be an integer in [1, --steps = {args.steps}]")
+        if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+            raise ValueError(f"--time-limit = {args.time_limit}: must be a number of seconds > 0")
+        if args.checkpoint_steps is not None:
+            args.checkpoint_steps = _parse_steps(args.checkpoint_steps, args.steps)
     if args.action in ("memorization", "track"):
         checks += [("--classifier-epochs", args.classifier_epochs, 1), ("--n-boot", args.n_boot, 1)]
+        if args.classifier_size is not None:
+            checks.append(("--classifier-size", args.classifier_size, 20))
         for flag, value in (("--ratio", args.ratio), ("--threshold", args.threshold)):
             if not (math.isfinite(value) and 0 < value <= 1):
                 raise ValueError(f"{flag} = {value}: must be a number in (0, 1]")
@@ -386,6 +440,16 @@ def _check(args) -> None:
     for flag, value, minimum in checks:
         if value < minimum:
             raise ValueError(f"{flag} = {value}: must be an integer >= {minimum}")
+
+
+def _parse_steps(text: str, steps: int) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 1 <= v <= steps for v in values):
+        raise ValueError(f"--checkpoint-steps = {text!r}: must be comma-separated integers in [1, --steps = {steps}]")
+    return sorted(set(values))
 
 
 def _train(args) -> dict:
@@ -408,10 +472,13 @@ def _train(args) -> dict:
         "data": {"sneaker": SNEAKER, "partner": subset.partner, "names": [CLASS_NAMES[SNEAKER],
                                                                           CLASS_NAMES[subset.partner]],
                  "sneaker_fraction": subset.sneaker_fraction, "size": int(args.size), "data_seed": data_seed,
-                 "pad_to": config.image_size, "source": str(Path(fmnist.source).resolve()), "counts": list(subset.counts),
+                 "pad_to": config.image_size, "source": str(Path(fmnist.source).resolve()),
+                 "counts": list(subset.counts),
                  "mean": subset.mean, "std": subset.std, "pad": subset.pad},
         "config_name": args.config,
-        "reduced": _reduced(config, args.size, args.steps, args.checkpoints, args.config),
+        "reduced": _reduced(config, args.size, args.steps,
+                            args.checkpoints if args.checkpoint_steps is None else len(args.checkpoint_steps),
+                            args.config, args.time_limit),
         "assumptions": ["Adam lr 2e-4, batch 128 and gradient clipping at 1.0 are Ho et al.'s CIFAR-10 values "
                         "(App. J.1's learning-rate value was lost in extraction)"],
     }
@@ -422,7 +489,8 @@ def _train(args) -> dict:
               f"{args.config}, run dir {args.out}", file=sys.stderr)
     result = train_ddpm(subset.images, config, run_dir=args.out, steps=args.steps, seed=args.seed,
                         device=None if args.device == "auto" else args.device, checkpoints=args.checkpoints,
-                        state_every=args.state_every, stop_at=args.stop_at, amp=False if args.no_amp else None,
+                        checkpoint_steps=args.checkpoint_steps, state_every=args.state_every, stop_at=args.stop_at,
+                        time_limit_s=args.time_limit, amp=False if args.no_amp else None,
                         compile=args.compile, resume=True, progress=not args.no_progress, meta=meta)
     tail = result.losses[-min(100, result.losses.size):] if result.losses.size else np.array([np.nan])
     summary = {"run_dir": str(result.run_dir), "n_steps": result.n_steps, "steps": result.steps,
@@ -471,10 +539,10 @@ def ddpm_main(argv: list[str] | None = None) -> int:
             if not args.json:
                 print(_train_line(summary))
             if not summary["completed"]:
-                print("diffmix ddpm track: training stopped early (--stop-at); memorization of the checkpoints so far",
-                      file=sys.stderr)
+                print("diffmix ddpm track: training stopped early (--stop-at or --time-limit); memorization of the "
+                      "checkpoints so far", file=sys.stderr)
         result = track_memorization(run_dir, n=args.n, seed=args.seed, batch_size=args.sample_batch,
-                                    classifier_epochs=args.classifier_epochs,
+                                    classifier_epochs=args.classifier_epochs, classifier_size=args.classifier_size,
                                     retrain_classifier=args.retrain_classifier, ratio=args.ratio,
                                     threshold=args.threshold, n_boot=args.n_boot, level=args.level, device=device,
                                     amp=amp, data=args.data if args.action == "memorization" else None,

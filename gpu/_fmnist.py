@@ -486,6 +486,21 @@ class PairSubset:
             images = images[..., self.pad:-self.pad, self.pad:-self.pad]
         return images * self.std + self.mean
 
+    def standardize(self, pixels: np.ndarray) -> np.ndarray:
+        """Other (n, 28, 28) uint8 images in this subset's units: (x/255 - mean) / std, padded like ``images``.
+
+        For a classifier trained on more images of the pair than the (reduced) DDPM training set
+        but fed the generated samples, which are in this subset's units.
+        """
+        pixels = np.asarray(pixels)
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[1:] != (_SIDE, _SIDE):
+            raise ValueError(f"pixels: {pixels.dtype} array of shape {pixels.shape}; expected uint8 images "
+                             "(n, 28, 28)")
+        standardized = (pixels.astype(np.float64) / 255.0 - self.mean) / self.std
+        pad = self.pad
+        images = np.pad(standardized, ((0, 0), (pad, pad), (pad, pad)), constant_values=self.pad_value)
+        return images[:, None].astype(np.float32)
+
 
 def _check_fraction(sneaker_fraction: object) -> float:
     if not isinstance(sneaker_fraction, numbers.Real) or not 0.0 < float(sneaker_fraction) < 1.0:

@@ -292,6 +292,30 @@ def test_resume_is_bit_identical(tmp_path):
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_time_limit_stops_with_a_checkpoint_and_resumes(tmp_path):
+    config = DDPMConfig.tiny(batch_size=4)
+    images = blob_images(10, seed=1)
+    kw = dict(steps=5, seed=3, device="cpu", checkpoint_steps=[5], progress=False)
+    straight = train_ddpm(images, config, run_dir=tmp_path / "a", **kw)
+    # a limit shorter than one step: the call stops after step 1 and saves it as an extra checkpoint
+    first = train_ddpm(images, config, run_dir=tmp_path / "b", time_limit_s=1e-9, **kw)
+    assert not first.completed and first.n_steps == 1 and "time_limit_s" in first.message
+    assert [s for s, _ in list_checkpoints(tmp_path / "b")] == [1]
+    run = json.loads((tmp_path / "b" / "run.json").read_text())["parameters"]
+    assert run["status"] == "time limit" and run["time_limit_s"] == 1e-9 and run["n_steps"] == 1
+    resumed = train_ddpm(images, config, run_dir=tmp_path / "b", **kw)
+    assert resumed.completed and resumed.resumed_from == 1
+    assert [s for s, _ in list_checkpoints(tmp_path / "b")] == [1, 5]
+    np.testing.assert_array_equal(straight.losses, resumed.losses)
+    # a generous limit changes nothing
+    again = train_ddpm(images, config, run_dir=tmp_path / "c", time_limit_s=3600.0, **kw)
+    assert again.completed
+    np.testing.assert_array_equal(straight.losses, again.losses)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"time_limit_s = .*: must be a finite number of seconds > 0"):
+            train_ddpm(images, config, run_dir=tmp_path / "d", time_limit_s=bad, **kw)
+
+
 def test_training_errors_name_parameter(tmp_path):
     config = DDPMConfig.tiny()
     good = blob_images(8)
@@ -331,7 +355,7 @@ def fake_fashion_mnist(path, per_class=12, seed=0):
     return path
 
 
-MEMORIZATION_KEYS = {"pair", "classes", "classifier", "checkpoints", "t_mem", "t_mem_sneaker", "t_mem_partner",
+MEMORIZATION_KEYS = {"pair", "classes", "classifier", "complete", "checkpoints", "t_mem", "t_mem_sneaker", "t_mem_partner",
                      "gap", "log10_gap", "reduced", "provenance"}
 CHECKPOINT_KEYS = {"step", "n", "n_memorized", "counts", "fractions", "ci_low", "ci_high", "fraction_all",
                    "mean_d1", "mean_d2", "mean_d1_class", "mean_d2_class", "nearest_same_class"}
@@ -374,6 +398,61 @@ def test_cli_track_smoke(tmp_path, capsys):
     assert ddpm_main(["train", "--partner", "7", "--sneaker-fraction", "0.5", "--config", "tiny", "--data",
                       str(data), "--out", str(tmp_path / "bad")]) == 2
     assert "partner = 7" in capsys.readouterr().err
+
+
+def test_cli_reduced_run_options(tmp_path, capsys, monkeypatch):
+    """--checkpoint-steps, --time-limit, --classifier-size and the per-checkpoint memorization.json."""
+    import diffmix.gpu._ddpm as ddpm_module
+    from diffmix.gpu._ddpm_cli import ddpm_main, load_run_subset
+
+    data = fake_fashion_mnist(tmp_path / "fmnist.npz")
+    run = tmp_path / "run"
+    assert ddpm_main(["train", "--partner", "8", "--sneaker-fraction", "0.25", "--size", "8", "--steps", "3",
+                      "--checkpoint-steps", "3,1", "--config", "tiny", "--batch-size", "4", "--data", str(data),
+                      "--out", str(run), "--device", "cpu", "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["checkpoints"] == [1, 3] and summary["completed"]
+    assert any("2 checkpoints instead of 32" in note for note in summary["reduced"])
+    # the classifier's own images, standardized in the run's units
+    subset = load_run_subset(run, data=str(data))
+    np.testing.assert_allclose(subset.standardize(subset.pixels), subset.images, atol=1e-6)
+    with pytest.raises(ValueError, match=r"pixels: float64 array of shape \(2, 28, 28\)"):
+        subset.standardize(np.zeros((2, 28, 28)))
+    # an evaluation interrupted after the first checkpoint leaves a partial memorization.json
+    real = ddpm_module.sample_checkpoints
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(kwargs["steps"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ddpm_module, "sample_checkpoints", interrupted)
+    argv = ["memorization", "--run", str(run), "--data", str(data), "--n", "6", "--sample-batch", "6",
+            "--classifier-size", "20", "--classifier-epochs", "1", "--n-boot", "20", "--device", "cpu",
+            "--no-progress", "--json"]
+    with pytest.raises(KeyboardInterrupt):
+        ddpm_main(argv)
+    partial = json.loads((run / "memorization.json").read_text())
+    assert partial["complete"] is False and [r["step"] for r in partial["checkpoints"]] == [1]
+    assert (run / "classifier_n20.pt").exists() and not (run / "classifier.pt").exists()
+    monkeypatch.setattr(ddpm_module, "sample_checkpoints", real)
+    capsys.readouterr()
+    assert ddpm_main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["complete"] is True and [r["step"] for r in result["checkpoints"]] == [1, 3]
+    assert result["classifier"]["cached"] is True
+    assert result["provenance"]["parameters"]["classifier_size"] == 20
+    # bad input names the flag
+    base = ["train", "--partner", "8", "--sneaker-fraction", "0.5", "--size", "8", "--steps", "3", "--config",
+            "tiny", "--data", str(data), "--out", str(tmp_path / "bad")]
+    assert ddpm_main(base + ["--checkpoint-steps", "0,2"]) == 2
+    assert "--checkpoint-steps = '0,2': must be comma-separated integers in [1, --steps = 3]" in capsys.readouterr().err
+    assert ddpm_main(base + ["--time-limit", "-5"]) == 2
+    assert "--time-limit = -5.0: must be a number of seconds > 0" in capsys.readouterr().err
+    assert ddpm_main(["memorization", "--run", str(run), "--data", str(data), "--classifier-size", "5"]) == 2
+    assert "--classifier-size = 5: must be an integer >= 20" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------- CUDA

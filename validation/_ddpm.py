@@ -34,6 +34,9 @@ from diffmix.theory import TIME_UNIT
 
 from ._learning import LearningFigure, _save, hierarchy
 
+#: Axis label of an RF gap (the full unit, ``TIME_UNIT``, is in the suptitle and the JSON).
+RF_GAP_LABEL = r"RF gap $\tau_{mem}^{snk} - \tau_{mem}^{p}$ (flow time $\tau$)"
+
 __all__ = ["PairGap", "rf_pair_gaps", "gap_correlation", "load_ddpm_records", "figure_fig5", "figure_fig6",
            "RF_DEFAULTS"]
 
@@ -274,6 +277,7 @@ def figure_fig6(out_dir, records: Sequence[dict], stats: ClassStatistics, *, d: 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     pairs = [(int(r["pair"]["partner"]), float(r["pair"]["sneaker_fraction"])) for r in records]
     rf = rf_pair_gaps(stats, pairs, d=d, seeds=seeds, threshold=threshold, cache=cache, progress=True)
@@ -294,19 +298,24 @@ def figure_fig6(out_dir, records: Sequence[dict], stats: ClassStatistics, *, d: 
             if r["rf_gap"] is not None:
                 twin.scatter(r[key], r["rf_gap"], color="C3", marker="s")
         ax.set(xlabel=_DESCRIPTOR_LABELS[key], ylabel="DDPM gap (training steps)")
-        twin.set_ylabel(f"RF gap ({TIME_UNIT})", color="C3")
-        ax.set_title(f"gaps vs {key.replace('_', ' ')} (o DDPM, s RF)")
+        twin.set_ylabel(RF_GAP_LABEL, color="C3")
+        twin.tick_params(axis="y", colors="C3")
+        ax.set_title(f"gaps vs {key.replace('_', ' ')}")
+        ax.legend(handles=[Line2D([], [], color="C0", marker="o", ls="", label="DDPM (left axis)"),
+                           Line2D([], [], color="C3", marker="s", ls="", label="RF (right axis)")],
+                  fontsize=7, loc="best")
     ax = axes[1, 1]
     both = [r for r in rows if r["ddpm_gap"] is not None and r["rf_gap"] is not None]
     for r in both:
         ax.scatter(r["rf_gap"], r["ddpm_gap"], color="C2")
         ax.annotate(f"{r['name']} {100 * r['sneaker_fraction']:.0f}%", (r["rf_gap"], r["ddpm_gap"]), fontsize=7)
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
-    ax.set(xlabel=f"RF gap ({TIME_UNIT})", ylabel="DDPM gap (training steps)",
+    ax.set(xlabel=RF_GAP_LABEL, ylabel="DDPM gap (training steps)",
            title=f"Pearson {fmt(corr['pearson'])}, Spearman {fmt(corr['spearman'])} (n = {corr['n']})")
     fig.suptitle(f"DDPM vs RF memorization gaps (RF: tanh, t = {RF_DEFAULTS['t']}, psi_p = {RF_DEFAULTS['psi_p']:g}, "
-                 f"psi_n = {RF_DEFAULTS['psi_n']:g}, d = {d}, seeds {list(seeds)}, threshold {threshold:g})",
-                 fontsize=10)
+                 f"psi_n = {RF_DEFAULTS['psi_n']:g}, d = {d}, seeds {list(seeds)}, threshold {threshold:g})\n"
+                 f"RF times in flow time tau = k eta_e (k gradient steps at eta = eta_e d / Delta_t, dynamics.md "
+                 "§2); DDPM times in training steps", fontsize=10)
     fig.tight_layout()
     numbers = {"pairs": rows, "correlation": corr, "rf": {"d": d, "seeds": list(seeds), "threshold": threshold,
                                                           **{k: RF_DEFAULTS[k] for k in ("t", "psi_p", "psi_n")}},
