@@ -3,8 +3,9 @@
 Checks: the correlation numbers against NumPy (Pearson = corrcoef, Spearman = corrcoef of ranks);
 the RF gap's sign follows Result 2 (the higher-variance class is memorized first) on pairs built with
 a partner variance twice and half the Sneaker's (d = 12, psi_p = 10, psi_n = 5, seed 1); fig5 / fig6
-through ``diffmix figure`` on synthetic Fashion-MNIST files and synthetic memorization records; bad
-input.
+through ``diffmix figure`` on synthetic Fashion-MNIST files and synthetic memorization records; fig11's
+brute-force nearest neighbours against the record of ``diffmix ddpm memorization`` (a tiny CPU run);
+bad input.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from diffmix.theory import TIME_UNIT
 from diffmix.validation._cli import figure_main
 from diffmix.validation._ddpm import gap_correlation, load_ddpm_records, rf_pair_gaps
 
+from test_gpu_ddpm import fake_fashion_mnist
 from test_gpu_fmnist import tiny_arrays, write_folder
 
 NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -104,4 +106,39 @@ def test_bad_input(tmp_path, capsys):
     assert figure_main(["fig5"]) == 2
     assert "needs --runs" in capsys.readouterr().err
     assert figure_main(["fig8", "--runs", str(tmp_path)]) == 2
-    assert "apply to fig5 and fig6 only" in capsys.readouterr().err
+    assert "apply to fig5, fig6 and fig11 only" in capsys.readouterr().err
+
+
+def test_fig11_nearest_neighbours_match_the_record(tmp_path, capsys):
+    """fig11 recomputes d1, d2 by brute force for the samples it shows: with all samples shown, the
+    memorized count and the mean distances of each checkpoint equal those of memorization.json."""
+    from diffmix.gpu._ddpm_cli import ddpm_main
+    from diffmix.validation._ddpm import figure_fig11
+
+    data = fake_fashion_mnist(tmp_path / "fmnist.npz")
+    run = tmp_path / "run"
+    assert ddpm_main(["track", "--partner", "8", "--sneaker-fraction", "0.5", "--size", "16", "--steps", "3",
+                      "--checkpoint-steps", "1,3", "--config", "tiny", "--data", str(data), "--out", str(run),
+                      "--n", "8", "--sample-batch", "8", "--classifier-epochs", "1", "--n-boot", "20",
+                      "--ratio", "0.9", "--device", "cpu", "--no-progress", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    result = figure_fig11(tmp_path / "all", run, data=str(data), n_show=8)
+    shown = result.numbers["shown"]
+    assert [e["step"] for e in shown] == [1, 3] and result.numbers["ratio"] == 0.9
+    for entry, row in zip(shown, record["checkpoints"]):
+        assert sum(entry["memorized"]) == row["n_memorized"]
+        assert np.mean(entry["d1"]) == pytest.approx(row["mean_d1"], rel=1e-12)
+        assert np.mean(entry["d2"]) == pytest.approx(row["mean_d2"], rel=1e-12)
+        assert all(a <= b for a, b in zip(entry["d1"], entry["d2"]))
+    assert (tmp_path / "all" / "fig11.png").stat().st_size > 0
+    # through the CLI, default 6 samples; bad input
+    out = tmp_path / "fig11"
+    assert figure_main(["fig11", "--runs", str(run), "--data", str(data), "--out", str(out)]) == 0
+    assert len(json.loads((out / "fig11.json").read_text())["shown"][0]["d1"]) == 6
+    assert figure_main(["fig11", "--runs", str(run), str(run), "--data", str(data)]) == 2
+    assert "fig11 draws one run: --runs got 2 folders" in capsys.readouterr().err
+    (run / "samples" / "step_00000003.npy").unlink()
+    assert figure_main(["fig11", "--runs", str(run), "--data", str(data), "--out", str(out)]) == 2
+    assert "step_00000003.npy: no cached samples" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="n_show = 0: must be an integer >= 1"):
+        figure_fig11(out, run, data=str(data), n_show=0)

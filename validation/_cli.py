@@ -19,7 +19,8 @@ from ._spectrum import (TheoryCDF, centered_formula_cdf, centroid_spectrum_recor
                         draw_centroid_density, outlier_prediction)
 
 _ERRORS = (ModelError, ValueError, ArithmeticError, OSError)
-_FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10", "fig1", "fig5", "fig6")
+_DDPM = ("fig5", "fig6", "fig11")
+_FIGURES = ("fig8", "fig2b", "fig2a", "fig3", "fig4", "fig10", "fig1", "fig5", "fig6", "fig11")
 _LEARNING = ("fig2a", "fig3", "fig4", "fig10")
 
 
@@ -207,7 +208,7 @@ def _write_spectrum(out: Path, model, spec, record: dict, args, comparison) -> l
 
 
 def _ddpm_figure(args, out: Path):
-    """fig5 / fig6 of :func:`figure_main` (validation/_ddpm.py)."""
+    """fig5 / fig6 / fig11 of :func:`figure_main` (validation/_ddpm.py)."""
     from diffmix.gpu import class_statistics, load_fashion_mnist
 
     from ._ddpm import RF_DEFAULTS, figure_fig5, figure_fig6, load_ddpm_records
@@ -216,6 +217,16 @@ def _ddpm_figure(args, out: Path):
                          "'diffmix ddpm memorization' runs)")
     if args.convention is not None or args.n_ratios is not None or args.gd_runs:
         raise ValueError("--convention, --n-ratios and --gd-runs do not apply to fig5 / fig6")
+    if args.name == "fig11":
+        from ._ddpm import figure_fig11
+        if len(args.runs) != 1:
+            raise ValueError(f"fig11 draws one run: --runs got {len(args.runs)} folders")
+        if args.full or args.d is not None or args.seed is not None or args.seeds is not None:
+            raise ValueError("--full, --d, --seed and --seeds apply to fig6's RF model, not fig11")
+        result = figure_fig11(out, args.runs[0], data=args.data, params={"runs": list(args.runs)})
+        shown = result.numbers["shown"]
+        return result, (f"{len(shown)} checkpoint(s), {sum(map(sum, (e['memorized'] for e in shown)))} of "
+                        f"{sum(len(e['memorized']) for e in shown)} shown samples memorized")
     records = load_ddpm_records(args.runs)
     data = load_fashion_mnist(args.data)
     stats = class_statistics(data.x_train, data.y_train)
@@ -248,7 +259,8 @@ def figure_main(argv: list[str] | None = None) -> int:
                     "errors under three ablations), fig4 (class gaps against imbalance), fig10 "
                     "(test errors and score MSEs), fig1 (speciation: RMS overlaps against t / log d), fig5 (DDPM "
                     "per-class memorization on Fashion-MNIST pairs, from 'diffmix ddpm memorization' runs), "
-                    "fig6 (DDPM vs RF memorization gaps and their correlation). Writes PNG, PDF, "
+                    "fig6 (DDPM vs RF memorization gaps and their correlation), fig11 (one run's samples beside "
+                    "their nearest training images, and the mean distances). Writes PNG, PDF, "
                     "the numbers and provenance.json.")
     parser.add_argument("name", help=f"figure: {', '.join(_FIGURES)}")
     parser.add_argument("--out", metavar="DIR", help="output folder (default out/figures/NAME)")
@@ -268,8 +280,8 @@ def figure_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--convention", help="fig2b: fixed-mean (default) or fixed-sigma1")
     parser.add_argument("--n-ratios", type=int, help="fig2b: variance ratios (default 40)")
     parser.add_argument("--runs", nargs="+", metavar="RUN_DIR",
-                        help="fig5, fig6: DDPM run folders holding memorization.json")
-    parser.add_argument("--data", metavar="PATH", help="fig5, fig6: Fashion-MNIST files (default: "
+                        help="fig5, fig6, fig11: DDPM run folders holding memorization.json (fig11: one)")
+    parser.add_argument("--data", metavar="PATH", help="fig5, fig6, fig11: Fashion-MNIST files (default: "
                         "$FASHION_MNIST_DIR, then the Debian package's folder)")
     parser.add_argument("--rf-threshold", type=float, default=1.0,
                         help="fig6: RF memorization threshold on E_test^c (default 1, eq. (15))")
@@ -278,9 +290,9 @@ def figure_main(argv: list[str] | None = None) -> int:
         if args.name not in _FIGURES:
             raise ValueError(f"unknown figure {args.name!r} (figures: {', '.join(_FIGURES)})")
         out = Path(args.out) if args.out is not None else Path("out", "figures", args.name)
-        if (args.runs is not None or args.data is not None) and args.name not in ("fig5", "fig6"):
-            raise ValueError("--runs and --data apply to fig5 and fig6 only")
-        if args.name in ("fig5", "fig6"):
+        if (args.runs is not None or args.data is not None) and args.name not in _DDPM:
+            raise ValueError("--runs and --data apply to fig5, fig6 and fig11 only")
+        if args.name in _DDPM:
             result, summary = _ddpm_figure(args, out)
         elif args.name == "fig1":
             if any(v is not None for v in (args.convention, args.n_ratios, args.d, args.seed, args.seeds)) \

@@ -323,3 +323,121 @@ def figure_fig6(out_dir, records: Sequence[dict], stats: ClassStatistics, *, d: 
     result = _save(fig, Path(out_dir), "fig6", numbers, dict(params or {}, d=d, seeds=list(seeds)))
     plt.close(fig)
     return result
+
+
+def figure_fig11(out_dir, run_dir, *, data: str | None = None, n_show: int = 6, max_rows: int = 4,
+                 params: dict | None = None) -> LearningFigure:
+    """Paper Fig. 11 (and 13a-19a): generated samples beside their two nearest training images.
+
+    Top: for up to ``max_rows`` checkpoints of the run (evenly spread over those evaluated, the last
+    included), the first ``n_show`` generated samples (the same starting noise at every checkpoint:
+    one column follows one trajectory through training), each followed by its first and second
+    nearest training images (L2 on the 784 unpadded pixels in [0, 1], the metric of
+    :func:`diffmix.gpu.track_memorization`); a sample with d1/d2 below the record's ratio is framed
+    in red. Bottom: the mean distance of each class's samples to their first (solid) and second
+    (dashed) nearest training images against training step, dotted lines at t_mem^c.
+
+    The samples are the run's cached ``samples/step_<step>.npy`` of ``diffmix ddpm memorization``
+    (the checkpoints themselves are not needed); their count and seed must match the record.
+
+    Raises
+    ------
+    ValueError
+        No memorization record, a missing or mismatched sample file, ``n_show`` or ``max_rows`` < 1.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from diffmix.gpu import load_run_subset
+
+    if not isinstance(n_show, int) or n_show < 1:
+        raise ValueError(f"n_show = {n_show!r}: must be an integer >= 1")
+    if not isinstance(max_rows, int) or max_rows < 1:
+        raise ValueError(f"max_rows = {max_rows!r}: must be an integer >= 1")
+    run_dir = Path(run_dir)
+    record = load_ddpm_records([run_dir])[0]
+    subset = load_run_subset(run_dir, data=data)
+    sampling = record["provenance"]["parameters"]
+    ratio = float(sampling["ratio"])
+    rows = record["checkpoints"]
+    pick = sorted({int(round(x)) for x in np.linspace(0, len(rows) - 1, min(max_rows, len(rows)))})
+    train = subset.pixels.reshape(subset.pixels.shape[0], -1).astype(np.float64) / 255.0
+    side = subset.pixels.shape[-1]
+    shown = []
+    for i in pick:
+        step = int(rows[i]["step"])
+        path = run_dir / "samples" / f"step_{step:08d}.npy"
+        meta_path = path.with_suffix(".json")
+        if not path.is_file() or not meta_path.is_file():
+            raise ValueError(f"{path}: no cached samples (run 'diffmix ddpm memorization --run {run_dir}' first)")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("n") != sampling["n"] or meta.get("seed") != sampling["seed"]:
+            raise ValueError(f"{path}: samples of n = {meta.get('n')}, seed = {meta.get('seed')}; the record "
+                             f"used n = {sampling['n']}, seed = {sampling['seed']}")
+        samples = np.load(path)[:n_show]
+        unit = np.clip(subset.to_unit(samples[:, 0]), 0.0, 1.0).reshape(samples.shape[0], -1)
+        # direct float64 distances to every training image (an independent check of nearest_two)
+        dist = np.sqrt(((unit[:, None, :] - train[None, :, :]) ** 2).sum(axis=-1))
+        order = np.argsort(dist, axis=1, kind="stable")[:, :2]
+        d1, d2 = dist[np.arange(len(unit)), order[:, 0]], dist[np.arange(len(unit)), order[:, 1]]
+        memorized = (d1 < ratio * d2)
+        shown.append({"step": step, "d1": d1.tolist(), "d2": d2.tolist(), "nearest": order.tolist(),
+                      "memorized": memorized.tolist(), "images": unit.reshape(-1, side, side),
+                      "neighbours": train[order].reshape(-1, 2, side, side)})
+
+    gap = 4
+    triplet = 3 * side + 2
+    width = n_show * triplet + (n_show - 1) * gap
+    fig_width = max(8.0, 1.9 * n_show)
+    row_height = fig_width * side / width + 0.35
+    fig = plt.figure(figsize=(fig_width, row_height * len(shown) + 4.2))
+    grid = fig.add_gridspec(len(shown) + 1, 1, height_ratios=[row_height] * len(shown) + [3.6])
+    for r, entry in enumerate(shown):
+        canvas = np.zeros((side, width))          # white under gray_r
+        ax = fig.add_subplot(grid[r, 0])
+        for j in range(len(entry["memorized"])):
+            x0 = j * (triplet + gap)
+            canvas[:, x0:x0 + side] = entry["images"][j]
+            canvas[:, x0 + side + 1:x0 + 2 * side + 1] = entry["neighbours"][j, 0]
+            canvas[:, x0 + 2 * side + 2:x0 + 3 * side + 2] = entry["neighbours"][j, 1]
+        ax.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+        for j, mem in enumerate(entry["memorized"]):
+            x0 = j * (triplet + gap)
+            if mem:
+                ax.add_patch(Rectangle((x0 - 0.5, -0.5), side, side, fill=False, edgecolor="red", lw=2))
+            ax.text(x0 + 1.5 * side, side + 5, f"d1/d2 = {entry['d1'][j] / entry['d2'][j]:.2f}", ha="center",
+                    va="top", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"step {entry['step']}", fontsize=9)
+        if r == 0:
+            ax.set_title("each triplet: generated sample | 1st | 2nd nearest training image "
+                         f"(red frame: memorized, d1/d2 < {ratio:.3g})", fontsize=9)
+    ax = fig.add_subplot(grid[-1, 0])
+    steps = np.array([row["step"] for row in rows], dtype=float)
+    num = lambda v: np.nan if v is None else float(v)
+    for c, color in ((0, "C0"), (1, "C3")):
+        d1 = np.array([num(row["mean_d1_class"][c]) for row in rows])
+        d2 = np.array([num(row["mean_d2_class"][c]) for row in rows])
+        ax.plot(steps, d1, "-o", color=color, ms=3, label=f"{record['classes'][c]}: mean d1")
+        ax.plot(steps, d2, "--o", color=color, ms=3, label=f"{record['classes'][c]}: mean d2")
+        t = record["t_mem_sneaker"] if c == 0 else record["t_mem_partner"]
+        if t is not None:
+            ax.axvline(t, color=color, ls=":", label=f"t_mem {record['classes'][c]} = {t:.0f}")
+    ax.set(xscale="log", xlabel="training step", ylabel="L2 distance to training image (784 pixels in [0, 1])")
+    ax.legend(fontsize=8, ncol=3)
+    pair = record["pair"]
+    fig.suptitle(f"DDPM memorization, {pair['names'][0]}-{pair['names'][1]} at "
+                 f"{100 * pair['sneaker_fraction']:.0f}% {pair['names'][0]}, {pair['size']} training images, "
+                 f"{sampling['n']} samples per checkpoint (seed {sampling['seed']})", fontsize=10)
+    fig.tight_layout()
+    numbers = {"run": str(run_dir), "pair": pair, "ratio": ratio,
+               "shown": [{k: v for k, v in e.items() if k not in ("images", "neighbours")} for e in shown],
+               "mean_distances": [{"step": row["step"], "mean_d1_class": row["mean_d1_class"],
+                                   "mean_d2_class": row["mean_d2_class"]} for row in rows],
+               "t_mem": record["t_mem"]}
+    result = _save(fig, Path(out_dir), "fig11", numbers, dict(params or {}, run=str(run_dir), n_show=n_show))
+    plt.close(fig)
+    return result
