@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffmix.gpu._classifier import (ClassifierReport, PairResNet, balanced_accuracy, confusion_matrix,
+from diffmix.gpu._classifier import (PairResNet, balanced_accuracy, confusion_matrix,
                                      load_classifier, macro_f1, predict_classes, save_classifier,
                                      train_pair_classifier)
 from tolerances import CLASSIFIER_SYNTHETIC_ACCURACY

@@ -355,8 +355,8 @@ def fake_fashion_mnist(path, per_class=12, seed=0):
     return path
 
 
-MEMORIZATION_KEYS = {"pair", "classes", "classifier", "complete", "checkpoints", "t_mem", "t_mem_sneaker", "t_mem_partner",
-                     "gap", "log10_gap", "reduced", "provenance"}
+MEMORIZATION_KEYS = {"pair", "classes", "classifier", "complete", "checkpoints", "t_mem", "t_mem_sneaker",
+                     "t_mem_partner", "gap", "log10_gap", "reduced", "provenance"}
 CHECKPOINT_KEYS = {"step", "n", "n_memorized", "counts", "fractions", "ci_low", "ci_high", "fraction_all",
                    "mean_d1", "mean_d2", "mean_d1_class", "mean_d2_class", "nearest_same_class"}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from diffmix.__main__ import main
 from diffmix.theory import Model, class_times, save_model
 from diffmix.validation._curves import exact_flow, gep_flow
 from diffmix.validation._learning import (default_matrices, fig3_models, figure_fig2a, figure_fig3,
-                                          figure_fig4, hierarchy, model_flows)
+                                          figure_fig4, model_flows)
 
 CENTERED = Model("tanh", 0.01, 4.0, 2.0, [0.5, 0.5], [0.5, 0.25])
 FIG2 = Model("tanh", 0.001, 60.0, 30.0, [0.5, 0.5], [0.5, 0.25])       # validation._learning.FIG2_MODEL

@@ -198,7 +198,8 @@ _DESCRIPTOR_LABELS = {"variance": "partner mean pixel variance",
                       "cosine": r"cos($\mu_{snk}-\mu$, $\mu_p-\mu$)"}
 
 
-def figure_fig5(out_dir, records: Sequence[dict], stats: ClassStatistics, *, params: dict | None = None) -> LearningFigure:
+def figure_fig5(out_dir, records: Sequence[dict], stats: ClassStatistics, *,
+                params: dict | None = None) -> LearningFigure:
     """Paper Fig. 5: DDPM per-class memorization and the Sneaker-partner gaps (eq. (147)).
 
     (a) per-class memorization fractions against training step for up to four runs, bootstrap bands,
