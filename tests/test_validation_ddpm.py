@@ -81,12 +81,17 @@ def test_fig5_fig6_from_records(tmp_path, capsys):
     for k, (partner, fraction, scale) in enumerate(((8, 0.5, 1.0), (4, 0.5, 0.5), (8, 0.25, 0.8))):
         run = tmp_path / f"run{k}"
         run.mkdir()
-        (run / "memorization.json").write_text(json.dumps(fake_record(partner, fraction, scale)))
+        record = fake_record(partner, fraction, scale)
+        if k == 1:
+            record["complete"] = False
+        (run / "memorization.json").write_text(json.dumps(record))
         runs.append(str(run))
     out5 = tmp_path / "fig5"
     assert figure_main(["fig5", "--runs", *runs, "--data", str(data), "--out", str(out5)]) == 0
     numbers = json.loads((out5 / "fig5.json").read_text())
     assert [r["gap"] for r in numbers["runs"]] == [270.0, 135.0, 216.0]
+    assert [r["complete"] for r in numbers["runs"]] == [True, False, True]
+    assert "1 with an interrupted evaluation" in capsys.readouterr().out
     assert (out5 / "fig5.png").stat().st_size > 0 and (out5 / "provenance.json").exists()
     out6 = tmp_path / "fig6"
     assert figure_main(["fig6", "--runs", *runs, "--data", str(data), "--out", str(out6), "--d", "2",

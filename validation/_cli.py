@@ -236,7 +236,9 @@ def _ddpm_figure(args, out: Path):
             raise ValueError("--full, --d, --seed and --seeds apply to fig6's RF model, not fig5")
         result = figure_fig5(out, records, stats, params=params)
         done = [r for r in result.numbers["runs"] if r["gap"] is not None]
-        return result, f"{len(records)} run(s), {len(done)} with a memorization gap"
+        partial = sum(not r["complete"] for r in result.numbers["runs"])
+        return result, (f"{len(records)} run(s), {len(done)} with a memorization gap"
+                        + (f", {partial} with an interrupted evaluation ('complete': false)" if partial else ""))
     d = args.d if args.d is not None else (RF_DEFAULTS["d_full"] if args.full else RF_DEFAULTS["d"])
     first = args.seed if args.seed is not None else RF_DEFAULTS["seeds"][0]
     count = args.seeds if args.seeds is not None else len(RF_DEFAULTS["seeds"])

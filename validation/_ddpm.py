@@ -16,7 +16,8 @@ Sec. 4, Figs. 5-6, Result 4; issue 8 items 4-5).
   (147) in training steps).
 * :func:`figure_fig5` draws the DDPM fractions and gaps against the pair descriptors (paper Fig. 5);
   :func:`figure_fig6` puts the DDPM and RF gaps of the same pairs side by side against the three
-  descriptors and reports their Pearson and Spearman correlations across pairs (Result 4).
+  descriptors and reports their Pearson and Spearman correlations across pairs (Result 4);
+  :func:`figure_fig11` shows one run's samples beside their two nearest training images (paper Fig. 11).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from ._learning import LearningFigure, _save, hierarchy
 RF_GAP_LABEL = r"RF gap $\tau_{mem}^{snk} - \tau_{mem}^{p}$ (flow time $\tau$)"
 
 __all__ = ["PairGap", "rf_pair_gaps", "gap_correlation", "load_ddpm_records", "figure_fig5", "figure_fig6",
-           "RF_DEFAULTS"]
+           "figure_fig11", "RF_DEFAULTS"]
 
 #: The RF model of a pair (see the module docstring): diffusion time, ratios, dimension, seeds.
 RF_DEFAULTS = {"t": 0.01, "psi_p": 60.0, "psi_n": 30.0, "d": 20, "d_full": 100, "seeds": (100, 101, 102),
@@ -221,7 +222,8 @@ def figure_fig5(out_dir, records: Sequence[dict], stats: ClassStatistics, *,
         fraction = float(record["pair"]["sneaker_fraction"])
         rows.append(dict(partner=partner, name=record["pair"]["names"][1], sneaker_fraction=fraction,
                          t_mem_sneaker=record["t_mem_sneaker"], t_mem_partner=record["t_mem_partner"],
-                         gap=record["gap"], source=record["source"], **_descriptors(stats, partner, fraction)))
+                         gap=record["gap"], source=record["source"],
+                         complete=record.get("complete", True), **_descriptors(stats, partner, fraction)))
         if k >= 4:
             continue
         steps, f, lo, hi = _fraction_arrays(record)
@@ -286,7 +288,8 @@ def figure_fig6(out_dir, records: Sequence[dict], stats: ClassStatistics, *, d: 
     for record, gap in zip(records, rf):
         rows.append(dict(gap.as_dict(), ddpm_gap=record["gap"], ddpm_t_mem=(record["t_mem_sneaker"],
                                                                              record["t_mem_partner"]),
-                         rf_gap=gap.gap, source=record["source"]))
+                         rf_gap=gap.gap, source=record["source"],
+                         complete=record.get("complete", True)))
     corr = gap_correlation([r["ddpm_gap"] for r in rows], [r["rf_gap"] for r in rows])
     fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     for ax, key in zip((axes[0, 0], axes[0, 1], axes[1, 0]), ("variance", "centroid_norm2", "cosine")):
