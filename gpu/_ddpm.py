@@ -759,7 +759,8 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
         state_every = _check_int("state_every", state_every, 1)
     state_interval_s = _check_real("state_interval_s", state_interval_s, 0.0, math.inf)
     end = steps if stop_at is None else _check_int("stop_at", stop_at, 1, steps)
-    if time_limit_s is not None and not (math.isfinite(time_limit_s) and time_limit_s > 0):
+    if time_limit_s is not None and not (isinstance(time_limit_s, numbers.Real) and math.isfinite(time_limit_s)
+                                         and time_limit_s > 0):
         raise ValueError(f"time_limit_s = {time_limit_s}: must be a finite number of seconds > 0")
     device = _resolve_device(device)
     amp = (device.type == "cuda") if amp is None else bool(amp)
@@ -809,8 +810,7 @@ def train_ddpm(images: np.ndarray | torch.Tensor, config: DDPMConfig, *, run_dir
         def record(status: str, n_done: int, wall: float, images_per_s: float) -> None:
             from diffmix._provenance import provenance, write_json_atomic
             record = dict(params, n_steps=n_done, status=status, stop_at=stop_at, time_limit_s=time_limit_s,
-                          state_every=state_every,
-                          state_interval_s=state_interval_s,
+                          state_every=state_every, state_interval_s=state_interval_s,
                           resumed_from=resumed_from, device=str(device), compile=bool(compile),
                           channels_last=channels_last, fused_adam=device.type == "cuda",
                           wall_s=wall, meta=meta or {},

@@ -158,7 +158,10 @@ def track_memorization(run_dir: str | Path, *, n: int = PAPER_SAMPLES, seed: int
     """Per-class memorization of every checkpoint of a run (App. J.1 "Evaluation"); writes the results.
 
     Steps: rebuild the run's subset (:func:`load_run_subset`); train (or load the cached
-    ``classifier.pt``) the pair classifier on it (90/10 split); sample ``n`` images at every
+    ``classifier.pt``) the pair classifier on it (90/10 split), or with ``classifier_size`` N on N
+    balanced images of the pair drawn from the 60,000 training images and standardized in the run's
+    units (cached as ``classifier_n<N>.pt``; for reduced runs too small to train a classifier);
+    sample ``n`` images at every
     checkpoint (:func:`~diffmix.gpu._ddpm.sample_checkpoints`, cached); per checkpoint, map samples
     to pixels on the 28 x 28 frame (``PairSubset.to_unit``: padding cropped, standardization undone)
     and clip them to [0, 1] (the generated image as an image), take d1, d2 to the training pixels
@@ -166,6 +169,8 @@ def track_memorization(run_dir: str | Path, *, n: int = PAPER_SAMPLES, seed: int
     d1/d2 < ``ratio``, the class of each sample from the classifier, per-class fractions with
     percentile-bootstrap intervals; then t_mem^c (first crossing of ``threshold``, log-interpolated)
     and the gap of eq. (147), t_mem^Sneaker - t_mem^partner (and its log10 ratio).
+    ``memorization.json`` and ``.csv`` are rewritten after every checkpoint, with ``"complete":
+    false`` until the last, so an interrupted evaluation keeps what it measured.
 
     Returns
     -------

@@ -311,7 +311,7 @@ def test_time_limit_stops_with_a_checkpoint_and_resumes(tmp_path):
     again = train_ddpm(images, config, run_dir=tmp_path / "c", time_limit_s=3600.0, **kw)
     assert again.completed
     np.testing.assert_array_equal(straight.losses, again.losses)
-    for bad in (0.0, -1.0, float("nan")):
+    for bad in (0.0, -1.0, float("nan"), "60"):
         with pytest.raises(ValueError, match=r"time_limit_s = .*: must be a finite number of seconds > 0"):
             train_ddpm(images, config, run_dir=tmp_path / "d", time_limit_s=bad, **kw)
 
