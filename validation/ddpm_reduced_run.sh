@@ -27,7 +27,10 @@
 # Outputs under $OUT (or OUT=...): mem_p<K>_f<F>.json, runs/p<K>_f<F>/ (run.json, memorization.json and
 # .csv, written after every checkpoint, and the samples), fig5/, fig6/ (PNG, PDF, JSON, provenance), log.txt.
 #
-#   run(command="bash validation/ddpm_reduced_run.sh", carry=[".devcarry"], timeout_s=600)
+# TAR_OUT=1 packs everything under $OUT into $OUT/results.tgz at the end (the device tool brings back
+# only a few files per call):
+#
+#   run(command="TAR_OUT=1 bash validation/ddpm_reduced_run.sh", carry=[".devcarry"], timeout_s=600)
 set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 PY=${PY:-python3}
@@ -78,3 +81,6 @@ $PY -m diffmix figure fig5 --runs "$RUNS"/p* --data "$DATA" --out "$OUT/fig5" >>
 $PY -m diffmix figure fig6 --runs "$RUNS"/p* --data "$DATA" --out "$OUT/fig6" ${FIGEXTRA:-} >> "$OUT/log.txt" 2>&1
 stamp "figures done"
 for f in "$RUNS"/*.log; do echo "== $f"; tail -n 12 "$f"; done >> "$OUT/log.txt"
+if [ -n "${TAR_OUT:-}" ]; then
+  (cd "$OUT" && tar czf results.tgz --exclude=results.tgz . && find . -mindepth 1 ! -name results.tgz -delete)
+fi
