@@ -108,62 +108,70 @@ def load_kernels(activation, target: str = "f64") -> ModuleType:
     return module
 
 
-_SPECTRAL_SOURCE = ("spectral equations of a centered C-class mixture, shared/theory/spectrum.md "
-                    "section 2 (paper eq. (114)), with the fold system of section 5")
+# The activation-independent systems, one committed module per target ("<name>_<target>.py"):
+# name -> (SymPy builder returning (functions, extra source), title per target, source line).
+_SYSTEMS = {
+    "spectral": (spectral_functions,
+                 {"f64": "Spectral equations F1, F2, Jacobian and fold system: float64, Numba.",
+                  "mp": "Spectral equations F1, F2, Jacobian and fold system: mpmath."},
+                 "spectral equations of a centered C-class mixture, shared/theory/spectrum.md "
+                 "section 2 (paper eq. (114)), with the fold system of section 5"),
+    "two_resolvent": (two_resolvent_functions,
+                      {"f64": "Two-resolvent kernel S(z1, z2), its traces k0, k1, k2 and dm/dz: float64, Numba.",
+                       "mp": "Two-resolvent kernel S(z1, z2), its traces k0, k1, k2 and dm/dz: mpmath."},
+                      "two-resolvent deterministic equivalent S(z1, z2) of a centered C-class mixture, "
+                      "shared/theory/test-error.md section 3, on the spectral equations of spectrum.md "
+                      "section 2"),
+}
+
+
+def _system_texts(name: str) -> dict[str, str]:
+    build, titles, source = _SYSTEMS[name]
+    fns, extra = build()
+    return {tgt: render_module(fns, target=tgt, title=titles[tgt], source=source, extra=extra)
+            for tgt in TARGETS}
+
+
+def _emit_system(name: str, directory: Path | None) -> list[Path]:
+    paths = []
+    for target, text in _system_texts(name).items():
+        path = Path(directory or GENERATED_DIR) / f"{name}_{target}.py"
+        write_atomic(path, text)
+        paths.append(path)
+    return paths
+
+
+def _load_system(name: str, target: str) -> ModuleType:
+    if target not in TARGETS:
+        raise ValueError(f"target = {target!r}: must be one of {TARGETS}")
+    return importlib.import_module(f"diffmix.derivations._generated.{name}_{target}")
 
 
 def spectral_texts() -> dict[str, str]:
     """The text of the spectral-equation modules (``spectral_f64.py``, ``spectral_mp.py``)."""
-    fns, extra = spectral_functions()
-    titles = {"f64": "Spectral equations F1, F2, Jacobian and fold system: float64, Numba.",
-              "mp": "Spectral equations F1, F2, Jacobian and fold system: mpmath."}
-    return {tgt: render_module(fns, target=tgt, title=titles[tgt], source=_SPECTRAL_SOURCE,
-                               extra=extra) for tgt in TARGETS}
+    return _system_texts("spectral")
 
 
 def emit_spectral(directory: Path | None = None) -> list[Path]:
     """Write the spectral-equation modules (default: ``_generated``); return their paths."""
-    paths = []
-    for target, text in spectral_texts().items():
-        path = Path(directory or GENERATED_DIR) / f"spectral_{target}.py"
-        write_atomic(path, text)
-        paths.append(path)
-    return paths
+    return _emit_system("spectral", directory)
 
 
 def load_spectral(target: str = "f64") -> ModuleType:
     """Import the committed spectral-equation module for ``target`` ("f64" or "mp")."""
-    if target not in TARGETS:
-        raise ValueError(f"target = {target!r}: must be one of {TARGETS}")
-    return importlib.import_module(f"diffmix.derivations._generated.spectral_{target}")
-
-
-_TWO_RESOLVENT_SOURCE = ("two-resolvent deterministic equivalent S(z1, z2) of a centered C-class mixture, "
-                         "shared/theory/test-error.md section 3, on the spectral equations of spectrum.md "
-                         "section 2")
+    return _load_system("spectral", target)
 
 
 def two_resolvent_texts() -> dict[str, str]:
     """The text of the two-resolvent modules (``two_resolvent_f64.py``, ``two_resolvent_mp.py``)."""
-    fns, extra = two_resolvent_functions()
-    titles = {"f64": "Two-resolvent kernel S(z1, z2), its traces k0, k1, k2 and dm/dz: float64, Numba.",
-              "mp": "Two-resolvent kernel S(z1, z2), its traces k0, k1, k2 and dm/dz: mpmath."}
-    return {tgt: render_module(fns, target=tgt, title=titles[tgt], source=_TWO_RESOLVENT_SOURCE,
-                               extra=extra) for tgt in TARGETS}
+    return _system_texts("two_resolvent")
 
 
 def emit_two_resolvent(directory: Path | None = None) -> list[Path]:
     """Write the two-resolvent modules (default: ``_generated``); return their paths."""
-    paths = []
-    for target, text in two_resolvent_texts().items():
-        path = Path(directory or GENERATED_DIR) / f"two_resolvent_{target}.py"
-        write_atomic(path, text)
-        paths.append(path)
-    return paths
+    return _emit_system("two_resolvent", directory)
 
 
 def load_two_resolvent(target: str = "f64") -> ModuleType:
     """Import the committed two-resolvent module for ``target`` ("f64" or "mp")."""
-    if target not in TARGETS:
-        raise ValueError(f"target = {target!r}: must be one of {TARGETS}")
-    return importlib.import_module(f"diffmix.derivations._generated.two_resolvent_{target}")
+    return _load_system("two_resolvent", target)
