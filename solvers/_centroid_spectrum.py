@@ -64,6 +64,8 @@ from numba import njit, prange
 from scipy.interpolate import CubicSpline
 from scipy.special import ndtr
 
+from ._resolvent import _hermite
+
 __all__ = ["CentroidResolventResult", "CentroidSpectralParams", "CentroidSpectrum",
            "TypeQuadrature", "centroid_spectrum", "centroid_stieltjes",
            "solve_centroid_resolvent"]
@@ -779,16 +781,6 @@ def _newton(x, z, maxit, tol, args):
         for u in range(K):
             x[u] -= scale * step[u]
     return x, res, maxit, g, worst, tangent
-
-
-@njit(cache=True, error_model="numpy")
-def _hermite(s, s1, y1, d1, s0, y0, d0):
-    D = s0 - s1
-    t = (s - s1) / D
-    t2 = t * t
-    t3 = t2 * t
-    return ((2 * t3 - 3 * t2 + 1) * y1 + (t3 - 2 * t2 + t) * D * d1 + (3 * t2 - 2 * t3) * y0
-            + (t3 - t2) * D * d0)
 
 
 @njit(cache=True, error_model="numpy")
