@@ -23,12 +23,7 @@ from diffmix.gpu._ddpm import (DDPMConfig, NoiseSchedule, build_unet, checkpoint
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blob_images(n=32, seed=0, side=32):

@@ -24,12 +24,7 @@ from tolerances import (GD_BIAS_RATIO, GD_MEAN_ITERATE_VS_DISCRETE, GD_VS_FLOW, 
 GD_MODEL = Model("tanh", 0.01, 12.0, 6.0, [0.5, 0.5], [0.5, 0.25], [1.0, 1.0])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
