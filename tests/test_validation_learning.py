@@ -58,6 +58,9 @@ def test_hierarchy_null_when_not_reached(tmp_path, capsys):
     for got, want in zip(record["classes"], flows):
         assert (got["tau_mem"] is None) == (want.tau_mem is None)
     assert any(c["tau_mem"] is None for c in record["classes"]), record
+    assert main(["hierarchy", str(path), "--d", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "class 1: tau_gen = " in out and "tau_mem = not reached" in out
 
 
 def test_curves_command_writes_consistent_files(tmp_path, capsys):
@@ -202,7 +205,8 @@ def test_hierarchy_analytic_json(tmp_path, capsys):
     assert record["gaps"]["mem"][0][1] == pytest.approx(direct[1].tau_mem - direct[0].tau_mem)
     # text output states the unit
     assert main(["hierarchy", str(path), "--method", "analytic"]) == 0
-    assert "tau/p" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "tau/p" in out and "class 2: tau_gen/p = " in out and "tau_mem/p = " in out
 
 
 def test_analytic_method_refuses_what_it_does_not_cover(tmp_path, capsys):

@@ -250,18 +250,20 @@ def hierarchy_main(argv: list[str] | None = None) -> int:
         from diffmix.solvers._test_error import ANALYTIC_TIME_UNIT_TEXT
         print(f"{args.model}: analytic asymptotic curves (test-error.md), {record['nodes']} contour nodes; "
               f"time: {ANALYTIC_TIME_UNIT_TEXT}")
-        for c, t in enumerate(record["classes"]):
-            mem = "not reached" if t["tau_mem"] is None else f"{t['tau_mem']:.6g}"
-            print(f"  class {c + 1}: tau_gen/p = {t['tau_gen']:.6g} (E_min = {t['min_error']:.6f}, flat "
-                  f"[{t['flat_interval'][0]:.4g}, {t['flat_interval'][1]:.4g}]), tau_mem/p = {mem}")
+        _print_class_times(record["classes"], "/p")
         return 0
     print(f"{args.model}: {record['matrices']} matrices, d = {record['d']}, p = {record['p']}, "
           f"n = {record['n']}, seeds {record['seeds'][0]}..{record['seeds'][-1]}; time: {TIME_UNIT}")
-    for c, t in enumerate(record["classes"]):
-        mem = "not reached" if t["tau_mem"] is None else f"{t['tau_mem']:.6g}"
-        print(f"  class {c + 1}: tau_gen = {t['tau_gen']:.6g} (E_min = {t['min_error']:.6f}, flat "
-              f"[{t['flat_interval'][0]:.4g}, {t['flat_interval'][1]:.4g}]), tau_mem = {mem}")
+    _print_class_times(record["classes"], "")
     return 0
+
+
+def _print_class_times(classes: list[dict], unit: str) -> None:
+    """One line per class: tau_gen (with E_min and the flat interval) and tau_mem; ``unit`` "/p" or ""."""
+    for c, t in enumerate(classes):
+        mem = "not reached" if t["tau_mem"] is None else f"{t['tau_mem']:.6g}"
+        print(f"  class {c + 1}: tau_gen{unit} = {t['tau_gen']:.6g} (E_min = {t['min_error']:.6f}, flat "
+              f"[{t['flat_interval'][0]:.4g}, {t['flat_interval'][1]:.4g}]), tau_mem{unit} = {mem}")
 
 
 def _curves_csv(curves, time_header: str = "tau", converged=None) -> str:
