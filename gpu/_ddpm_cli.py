@@ -125,8 +125,12 @@ def _classifier(run_dir: Path, fmnist, subset: PairSubset, *, epochs: int, size:
         if size is None:    # App. J.1: the pair's training set
             images, labels = subset.images, subset.labels
         else:               # a reduced run: a balanced draw of the pair, in the run's units
-            more = pair_subset(fmnist.x_train, fmnist.y_train, subset.partner, sneaker_fraction=0.5, size=size,
-                               seed=seed, pad_to=None)
+            try:
+                more = pair_subset(fmnist.x_train, fmnist.y_train, subset.partner, sneaker_fraction=0.5,
+                                   size=size, seed=seed, pad_to=None)
+            except ValueError as exc:
+                raise ValueError(f"--classifier-size = {size}: too large for the pair's training images ({exc})") \
+                    from None
             images, labels = subset.standardize(more.pixels), more.labels
         if not quiet:
             print(f"training the pair classifier ({epochs} epoch(s), {labels.size} images) ...", file=sys.stderr)

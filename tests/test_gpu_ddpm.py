@@ -448,6 +448,9 @@ def test_cli_reduced_run_options(tmp_path, capsys, monkeypatch):
     assert "--time-limit = -5.0: must be a number of seconds > 0" in capsys.readouterr().err
     assert ddpm_main(["memorization", "--run", str(run), "--data", str(data), "--classifier-size", "5"]) == 2
     assert "--classifier-size = 5: must be an integer >= 20" in capsys.readouterr().err
+    assert ddpm_main(["memorization", "--run", str(run), "--data", str(data), "--classifier-size", "30",
+                      "--retrain-classifier", "--device", "cpu", "--no-progress"]) == 2
+    assert "--classifier-size = 30: too large for the pair's training images" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------- CUDA

@@ -45,7 +45,6 @@ if [ -z "${LOCAL:-}" ]; then
   export PYTHONPATH="$PWD/out/ddpm-site"
 fi
 T0=$(date +%s); stamp() { echo "[t=$(( $(date +%s) - T0 ))s] $*" | tee -a "$OUT/log.txt"; }
-ddpm() { $PY -m diffmix ddpm "$@"; }
 stamp start
 for K in ${PARTNERS:-8 1}; do for F in ${FRACTIONS:-0.25 0.75}; do
   timeout "${TRAIN_S:-300}" $PY -m diffmix ddpm train --partner "$K" --sneaker-fraction "$F" \
