@@ -355,6 +355,7 @@ def figure_fig11(out_dir, run_dir, *, data: str | None = None, n_show: int = 6, 
     from matplotlib.patches import Rectangle
 
     from diffmix.gpu import load_run_subset
+    from diffmix.gpu._memorization import memorized_mask
 
     if not isinstance(n_show, int) or n_show < 1:
         raise ValueError(f"n_show = {n_show!r}: must be an integer >= 1")
@@ -386,7 +387,7 @@ def figure_fig11(out_dir, run_dir, *, data: str | None = None, n_show: int = 6, 
         dist = np.sqrt(((unit[:, None, :] - train[None, :, :]) ** 2).sum(axis=-1))
         order = np.argsort(dist, axis=1, kind="stable")[:, :2]
         d1, d2 = dist[np.arange(len(unit)), order[:, 0]], dist[np.arange(len(unit)), order[:, 1]]
-        memorized = (d1 < ratio * d2)
+        memorized = memorized_mask(d1, d2, ratio=ratio)      # the criterion itself is shared
         shown.append({"step": step, "d1": d1.tolist(), "d2": d2.tolist(), "nearest": order.tolist(),
                       "memorized": memorized.tolist(), "images": unit.reshape(-1, side, side),
                       "neighbours": train[order].reshape(-1, 2, side, side)})
