@@ -384,7 +384,7 @@ def figure_fig11(out_dir, run_dir, *, data: str | None = None, n_show: int = 6, 
         samples = np.load(path)[:n_show]
         unit = np.clip(subset.to_unit(samples[:, 0]), 0.0, 1.0).reshape(samples.shape[0], -1)
         # direct float64 distances to every training image (an independent check of nearest_two)
-        dist = np.sqrt(((unit[:, None, :] - train[None, :, :]) ** 2).sum(axis=-1))
+        dist = np.stack([np.sqrt(((train - u) ** 2).sum(axis=1)) for u in unit])   # one sample at a time
         order = np.argsort(dist, axis=1, kind="stable")[:, :2]
         d1, d2 = dist[np.arange(len(unit)), order[:, 0]], dist[np.arange(len(unit)), order[:, 1]]
         memorized = memorized_mask(d1, d2, ratio=ratio)      # the criterion itself is shared
